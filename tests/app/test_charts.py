@@ -1,0 +1,56 @@
+"""Chart builders: valid Vega-Lite that survives a JSON round-trip and encodes what the guide says."""
+import json
+
+import altair as alt
+
+from app import charts
+from tests.app.test_results_data import _metrics, _runs
+from app import results_data as rd
+
+
+def _spec(chart: alt.TopLevelMixin) -> dict:
+    spec = chart.to_dict()
+    assert json.loads(json.dumps(spec)) == spec
+    return spec
+
+
+def _datasets(spec: dict) -> list[list[dict]]:
+    return list(spec["datasets"].values())
+
+
+def test_class_accuracy_chart_outlines_each_methods_worst_class():
+    df = rd.class_accuracy(_runs(), _metrics(), density=0.5)
+    methods = rd.method_order(df["method"])
+    spec = _spec(charts.class_accuracy_chart(df, methods))
+    bars, marker = spec["layer"]
+    assert bars["mark"]["type"] == "bar"
+    assert bars["encoding"]["stroke"]["condition"]["test"] == "datum.worst"
+    assert bars["encoding"]["color"]["scale"]["domain"] == ["full data", "random", "random+DRoP"]
+    assert marker["transform"] == [{"filter": "datum.worst"}]
+    rows = _datasets(spec)[0]
+    assert sum(r["worst"] for r in rows) == 3
+
+
+def test_density_chart_has_one_panel_per_metric_with_band_and_line():
+    df = rd.density_curves(_runs())
+    spec = _spec(charts.density_curves_chart(df, rd.method_order(df["method"])))
+    assert spec["facet"]["column"]["field"] == "metric"
+    band, line = spec["spec"]["layer"]
+    assert band["mark"]["type"] == "area" and band["encoding"]["y2"]["field"] == "max"
+    assert line["mark"]["type"] == "line" and line["encoding"]["y"]["field"] == "mean"
+    assert {r["metric"] for r in _datasets(spec)[0]} == {"average accuracy", "worst-class accuracy"}
+
+
+def test_bias_chart_puts_pearson_r_in_the_legend():
+    points = rd.bias_points(_runs(), _metrics(), density=0.5)
+    r = rd.correlations(points)
+    spec = _spec(charts.bias_chart(points, ["random", "random+DRoP"], r))
+    domain = spec["layer"][0]["encoding"]["color"]["scale"]["domain"]
+    assert domain == ["random (r = n/a)", f"random+DRoP (r = {r['random+DRoP']:+.2f})"]
+    assert spec["layer"][1]["encoding"]["text"]["field"] == "class_name"
+
+
+def test_every_chart_has_a_reading_guide():
+    assert set(charts.READING_GUIDE) == {"class_accuracy", "density_curves", "bias", "quota", "examples"}
+    assert all(len(line) > 40 and "\n" not in line for line in charts.READING_GUIDE.values())
+

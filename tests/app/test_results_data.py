@@ -1,0 +1,102 @@
+"""The pure frames behind the result charts, on hand-made store-shaped DataFrames."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from app import results_data as rd
+
+
+def _runs() -> pd.DataFrame:
+    rows = [
+        # id, scorer, quoter, density, seed, avg, worst
+        (1, "random", "none", 1.0, 0, 0.90, 0.80),
+        (2, "random", "none", 0.5, 0, 0.85, 0.60),
+        (3, "random", "drop", 0.5, 0, 0.84, 0.70),
+        (4, "random", "none", 0.5, 1, 0.83, 0.50),
+        (5, "random", "drop", 0.3, 0, 0.80, 0.65),
+    ]
+    df = pd.DataFrame(rows, columns=["id", "scorer", "quoter", "density", "seed",
+                                     "average_accuracy", "worst_class_accuracy"])
+    df["status"] = "finished"
+    return df
+
+
+def _metrics() -> pd.DataFrame:
+    acc = {1: [0.95, 0.85, 0.90], 2: [0.9, 0.6, 0.95], 3: [0.88, 0.7, 0.92], 4: [0.92, 0.5, 0.9],
+           5: [0.8, 0.65, 0.9]}
+    kept = {1: [100, 100, 100], 2: [50, 50, 50], 3: [30, 80, 40], 4: [50, 50, 50], 5: [10, 60, 20]}
+    rows = []
+    for run_id in acc:
+        for k, name in enumerate(["cat", "dog", "emu"]):
+            rows.append((run_id, "test", k, name, acc[run_id][k], 100, kept[run_id][k], [0.9, 0.6, 0.8][k]))
+    return pd.DataFrame(rows, columns=["run_id", "split", "class_index", "class_name", "accuracy",
+                                       "class_size", "kept", "val_recall"])
+
+
+def test_method_label_names_full_data_and_quota_rule():
+    assert rd.method_label("random", "none", 1.0) == "full data"
+    assert rd.method_label("el2n", "none", 0.5) == "el2n"
+    assert rd.method_label("random", "drop", 0.5) == "random+DRoP"
+    assert rd.method_label("aum", "strange", 0.5) == "aum+strange"
+    assert rd.method_order(["random+DRoP", "full data", "el2n"]) == ["full data", "el2n", "random+DRoP"]
+
+
+def test_class_accuracy_averages_seeds_and_marks_each_methods_worst_class():
+    out = rd.class_accuracy(_runs(), _metrics(), density=0.5)
+    assert set(out["method"]) == {"full data", "random", "random+DRoP"}
+    random_dog = out[(out["method"] == "random") & (out["class_name"] == "dog")]["accuracy"].item()
+    assert random_dog == pytest.approx(0.55)          # mean of runs 2 and 4
+    worst = out[out["worst"]].set_index("method")["class_name"].to_dict()
+    assert worst == {"full data": "dog", "random": "dog", "random+DRoP": "dog"}
+    assert out["worst"].sum() == 3
+
+
+def test_density_curves_give_min_max_over_seeds_and_skip_unfinished_runs():
+    runs = _runs()
+    runs.loc[runs["id"] == 5, "status"] = "running"
+    out = rd.density_curves(runs)
+    row = out[(out["method"] == "random") & (out["metric"] == "worst-class accuracy")].iloc[0]
+    assert (row["density"], row["mean"], row["min"], row["max"], row["seeds"]) == (0.5, pytest.approx(0.55), 0.5, 0.6, 2)
+    assert 0.3 not in set(out["density"])
+    assert set(out["metric"]) == {"average accuracy", "worst-class accuracy"}
+
+
+def test_bias_points_pair_full_data_error_with_kept_density_and_correlate():
+    points = rd.bias_points(_runs(), _metrics(), density=0.5)
+    drop = points[points["method"] == "random+DRoP"].set_index("class_name")
+    assert drop.loc["dog", "full_data_error"] == pytest.approx(0.15)
+    assert drop.loc["dog", "kept_density"] == pytest.approx(0.8)
+    r = rd.correlations(points)
+    expected = np.corrcoef([0.05, 0.15, 0.10], [0.3, 0.8, 0.4])[0, 1]
+    assert r["random+DRoP"] == pytest.approx(expected)
+    assert np.isnan(r["random"])                       # equal densities: r is undefined, not 0
+
+
+def test_bias_points_empty_without_full_data_run():
+    runs = _runs()[lambda d: d["density"] < 1]
+    assert rd.bias_points(runs, _metrics(), density=0.5).empty
+
+
+def test_quota_table_warns_about_empty_classes():
+    metrics = _metrics()
+    metrics.loc[(metrics["run_id"] == 3) & (metrics["class_name"] == "cat"), "kept"] = 0
+    table = rd.quota_table(metrics, 3)
+    assert table["quota"].tolist() == [0, 80, 40]
+    assert table["kept density"].tolist() == pytest.approx([0.0, 0.8, 0.4])
+    assert table["warning"].astype(bool).tolist() == [True, False, False]
+
+
+def test_example_indices_split_one_class_into_kept_and_pruned():
+    labels = np.array([0, 1, 1, 0, 1, 1, 1])
+    kept = np.array([1, 4, 5])
+    k, p = rd.example_indices(labels, kept, class_index=1, n=10, rng=np.random.default_rng(0))
+    assert k.tolist() == [1, 4, 5] and p.tolist() == [2, 6]
+    k, p = rd.example_indices(labels, kept, class_index=1, n=2, rng=np.random.default_rng(0))
+    assert len(k) == 2 and set(k) <= {1, 4, 5} and p.tolist() == [2, 6]
+
+
+def test_to_display_images_moves_channels_last():
+    gray = np.zeros((2, 1, 8, 8), np.uint8)
+    rgb = np.zeros((2, 3, 8, 6), np.uint8)
+    assert rd.to_display_images(gray)[0].shape == (8, 8)
+    assert rd.to_display_images(rgb)[1].shape == (8, 6, 3)
