@@ -160,3 +160,40 @@ def to_display_images(x: np.ndarray) -> list[np.ndarray]:
     if x.shape[1] == 1:
         return [img[0] for img in x]
     return [np.transpose(img, (1, 2, 0)) for img in x]
+
+
+def method_summary(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> pd.DataFrame:
+    """One row per method at ``density`` (plus full data): what pruning did to it, mean over seeds.
+
+    Columns: ``method, seeds, average accuracy, worst-class accuracy, worst class, most hurt class,
+    change`` where ``change`` is the most hurt class's test-accuracy change against full data
+    (NaN without a full-data run).
+    """
+    acc = class_accuracy(runs, metrics, density)
+    full = acc[acc["method"] == FULL_DATA].set_index("class_index")["accuracy"]
+    labelled = label_runs(runs[runs["status"] == "finished"])
+    at_density = labelled[np.isclose(labelled["density"], density) | (labelled["method"] == FULL_DATA)]
+    rows = []
+    for method in method_order(acc["method"]):
+        per_class = acc[acc["method"] == method].set_index("class_index")
+        runs_m = at_density[at_density["method"] == method]
+        change = per_class["accuracy"] - full.reindex(per_class.index) if len(full) else None
+        hurt = None if change is None or method == FULL_DATA else change.idxmin()
+        rows.append({
+            "method": method,
+            "seeds": len(runs_m),
+            "average accuracy": runs_m["average_accuracy"].mean(),
+            "worst-class accuracy": runs_m["worst_class_accuracy"].mean(),
+            "worst class": per_class.loc[per_class["worst"], "class_name"].iloc[0],
+            "most hurt class": "" if hurt is None else per_class.loc[hurt, "class_name"],
+            "change": float("nan") if hurt is None else float(change.loc[hurt]),
+        })
+    return pd.DataFrame(rows)
+
+
+def runs_csv(runs: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """CSV text with one row per (run, split, class): the run's config and summary, then the class columns."""
+    table = runs.rename(columns={"id": "run_id"})
+    if len(table):
+        table = table.merge(metrics, on="run_id", how="left", suffixes=("", "_class"))
+    return table.to_csv(index=False)

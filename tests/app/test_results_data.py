@@ -1,4 +1,6 @@
 """The pure frames behind the result charts, on hand-made store-shaped DataFrames."""
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +102,20 @@ def test_to_display_images_moves_channels_last():
     rgb = np.zeros((2, 3, 8, 6), np.uint8)
     assert rd.to_display_images(gray)[0].shape == (8, 8)
     assert rd.to_display_images(rgb)[1].shape == (8, 6, 3)
+
+
+def test_method_summary_names_the_most_hurt_class_against_full_data():
+    table = rd.method_summary(_runs(), _metrics(), density=0.5).set_index("method")
+    assert list(table.index) == ["full data", "random", "random+DRoP"]
+    assert table.loc["random", "seeds"] == 2
+    assert table.loc["random", "worst-class accuracy"] == pytest.approx(0.55)
+    assert table.loc["random", "most hurt class"] == "dog"
+    assert table.loc["random", "change"] == pytest.approx(0.55 - 0.85)
+    assert table.loc["random+DRoP", "worst class"] == "dog"
+    assert table.loc["full data", "most hurt class"] == "" and np.isnan(table.loc["full data", "change"])
+
+
+def test_runs_csv_has_one_row_per_run_split_and_class():
+    text = rd.runs_csv(_runs(), _metrics())
+    table = pd.read_csv(io.StringIO(text))
+    assert len(table) == 15 and {"run_id", "scorer", "class_name", "accuracy"} <= set(table.columns)

@@ -1,0 +1,132 @@
+"""Render a comparison of finished runs: headline table, the five result views, cache and quota notes.
+
+Shared by the Experiment page (the runs of the last job) and the Results page (runs picked there).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import charts
+from app import results_data as rd
+from app.resources import dataset
+from drop_core.errors import DropError
+from drop_core.store import Store
+
+EXAMPLES_PER_ROW = 8
+
+
+def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
+    """Everything about the finished runs among ``run_ids``; ``key`` keeps widget keys unique per page."""
+    runs = store.list_runs()
+    runs = runs[runs["id"].isin(run_ids) & (runs["status"] == "finished")]
+    if runs.empty:
+        st.info("No finished run to show yet.")
+        return
+    runs = rd.label_runs(runs)
+    metrics = store.class_metrics([int(i) for i in runs["id"]])
+    pruned = runs[runs["method"] != rd.FULL_DATA]
+    densities = sorted(pruned["density"].unique()) or [1.0]
+    density = densities[0]
+    if len(densities) > 1:
+        density = st.select_slider("Density to inspect", densities, value=densities[0], key=f"{key}_density")
+
+    _headline_ui(runs, metrics, density)
+    _notes_ui(store, runs)
+    tabs = st.tabs(["Per class", "Across densities", "Bias", "Quotas", "Examples"])
+    with tabs[0]:
+        acc = rd.class_accuracy(runs, metrics, density)
+        st.altair_chart(charts.class_accuracy_chart(acc, rd.method_order(acc["method"])), width="stretch")
+        st.caption(charts.READING_GUIDE["class_accuracy"])
+    with tabs[1]:
+        curves = rd.density_curves(runs)
+        st.altair_chart(charts.density_curves_chart(curves, rd.method_order(curves["method"])))
+        st.caption(charts.READING_GUIDE["density_curves"])
+        if len(densities) < 2:
+            st.info("Only one density so far: add densities (e.g. 0.3, 0.5, 0.8) to draw the curves.")
+    with tabs[2]:
+        _bias_ui(runs, metrics, density)
+    chosen = _pruned_run_picker(pruned[np.isclose(pruned["density"], density)], key)
+    with tabs[3]:
+        if chosen is not None:
+            st.dataframe(rd.quota_table(metrics, chosen), hide_index=True, width="stretch")
+        st.caption(charts.READING_GUIDE["quota"])
+    with tabs[4]:
+        if chosen is not None:
+            _examples_ui(store, store.get_run(chosen), key)
+
+
+def _headline_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> None:
+    table = rd.method_summary(runs, metrics, density)
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "average accuracy": st.column_config.NumberColumn(format="%.3f"),
+            "worst-class accuracy": st.column_config.NumberColumn(format="%.3f"),
+            "change": st.column_config.NumberColumn("change of most hurt class", format="%+.3f"),
+        },
+    )
+    for row in table.to_dict("records"):
+        if row["method"] != rd.FULL_DATA and not np.isnan(row["change"]):
+            st.markdown(
+                f"- **{row['method']}** at density {density:g}: worst class *{row['worst class']}* "
+                f"({row['worst-class accuracy']:.1%}); *{row['most hurt class']}* lost most against "
+                f"full data ({row['change']:+.1%} accuracy)."
+            )
+
+
+def _notes_ui(store: Store, runs: pd.DataFrame) -> None:
+    if "query_cache_hit" in runs:
+        hits = runs[runs["query_cache_hit"].fillna(False).astype(bool)]
+        if len(hits):
+            st.info(
+                f"{len(hits)} of {len(runs)} runs reused cached query-model scores "
+                f"({', '.join(f'#{i}' for i in hits['id'])}): only their final models were trained."
+            )
+    for rid in runs["id"]:
+        for warning in (store.get_run(int(rid))["summary"] or {}).get("warnings", []):
+            st.warning(f"Run #{rid}: {warning}")
+
+
+def _bias_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> None:
+    points = rd.bias_points(runs, metrics, density)
+    if points.empty:
+        st.info("This view needs a finished full-data run (tick 'Also train on the full data').")
+        return
+    r = rd.correlations(points)
+    st.altair_chart(charts.bias_chart(points, rd.method_order(points["method"]), r), width="stretch")
+    st.caption(charts.READING_GUIDE["bias"])
+
+
+def _pruned_run_picker(pruned: pd.DataFrame, key: str) -> int | None:
+    if pruned.empty:
+        st.info("No pruned run at this density.")
+        return None
+    labels = {int(r.id): f"{r.method} · seed {r.seed} · run #{r.id}" for r in pruned.itertuples()}
+    return st.selectbox("Run for quotas and examples", list(labels), format_func=labels.get, key=f"{key}_run")
+
+
+def _examples_ui(store: Store, run: dict, key: str) -> None:
+    config = run["config"]
+    try:
+        data = dataset(config["dataset"], config.get("data_root"), int(config["seed"]))
+    except DropError as e:
+        st.error(str(e))
+        return
+    if not data.is_image:
+        st.info(f"{data.name} is not an image dataset: there are no pictures to show.")
+        return
+    class_index = st.selectbox(
+        "Class", range(data.num_classes), format_func=lambda k: data.classes[k], key=f"{key}_class"
+    )
+    labels = data.y_train.numpy()
+    rng = np.random.default_rng(0)
+    kept, pruned = rd.example_indices(labels, store.kept_indices(run["id"]), class_index, EXAMPLES_PER_ROW, rng)
+    for title, idx in (("kept", kept), ("pruned", pruned)):
+        st.markdown(f"**{title}** ({len(idx)} shown)")
+        if len(idx):
+            st.image(rd.to_display_images(data.x_train[idx].numpy()), width=64)
+    st.caption(charts.READING_GUIDE["examples"])

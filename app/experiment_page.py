@@ -1,0 +1,188 @@
+"""Experiment page: choose a comparison, run it in a background worker, watch it, read the result.
+
+Widgets build a list of run configs (``app.plan``); "Run" hands them to ``app.jobs.submit``, which
+starts a worker process. Only the returned job (run ids) lives in ``session_state``; a fragment polls
+the store for progress. No training ever runs in this script's thread.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import jobs, plan, resources
+from app import results_data as rd
+from app.comparison import comparison_ui
+from drop_core.data import DATASETS
+from drop_core.errors import DropError
+from drop_core.models import MODELS
+from drop_core.pipeline import DEFAULT_DATASET, RunConfig, run_key
+from drop_core.presets import PRESETS
+from drop_core.quotas import QUOTERS
+from drop_core.scoring import SCORERS
+from drop_core.train.device import DEVICES, resolve_device
+
+POLL_SECONDS = 1.0
+IMAGE_FOLDER = "imagefolder"
+PRESET_MODEL = "(preset's choice)"
+
+
+def settings_ui() -> list[RunConfig] | None:
+    """The comparison the widgets describe, as run configs; None (after an st.error) for a bad choice."""
+    left, middle, right = st.columns(3)
+    with left:
+        st.markdown("**Data and model**")
+        names = [*DATASETS.names(), IMAGE_FOLDER]
+        choice = st.selectbox(
+            "Dataset",
+            names,
+            index=names.index(DEFAULT_DATASET),
+            format_func=lambda n: "your image folder" if n == IMAGE_FOLDER else n,
+            help="The embedded datasets work offline; the others need their files (see the Guide).",
+            key="exp_dataset",
+        )
+        folder = st.text_input(
+            "Image folder (one sub-folder per class)", key="exp_folder", disabled=choice != IMAGE_FOLDER
+        )
+        data_root = st.text_input(
+            "Data folder", key="exp_root", help="Where downloadable datasets live; empty: the default."
+        )
+        model = st.selectbox("Model", [PRESET_MODEL, *MODELS.names()], key="exp_model")
+        preset = st.selectbox(
+            "Preset", PRESETS.names(), index=PRESETS.names().index("cpu"),
+            help="; ".join(f"{e.name}: {e.description}" for e in PRESETS), key="exp_preset",
+        )
+        device = st.selectbox("Device", DEVICES, key="exp_device")
+    with middle:
+        st.markdown("**Pruning**")
+        scorers = st.multiselect(
+            "Scorers (which samples are hard)", SCORERS.names(), default=["random"],
+            help="; ".join(f"{e.name}: {e.description}" for e in SCORERS), key="exp_scorers",
+        )
+        quoters = st.multiselect(
+            "Quota rules (how many per class)", QUOTERS.names(), default=["none", "drop"],
+            help="; ".join(f"{e.name}: {e.description}" for e in QUOTERS), key="exp_quoters",
+        )
+        densities_text = st.text_input(
+            "Densities (fraction of the training set kept)", "0.5", key="exp_densities",
+            help="Comma-separated, each in (0, 1], e.g. 0.3, 0.5, 0.8.",
+        )
+    with right:
+        st.markdown("**Repeats and reference**")
+        n_seeds = st.number_input("Seeds", min_value=1, max_value=5, value=1, key="exp_seeds")
+        full_data = st.checkbox("Also train on the full data (the reference)", value=True, key="exp_full")
+        with st.expander("Advanced"):
+            epochs = st.number_input("Final epochs (0: the preset's)", min_value=0, max_value=1000, value=0,
+                                     key="exp_epochs")
+            strength = st.slider("DRoP strength", 0.0, 2.0, 1.0, 0.1, key="exp_strength",
+                                 help="1 is Algorithm 1; 0 gives uniform quotas.")
+            min_per_class = st.number_input("Minimum samples kept per class", min_value=0, value=0,
+                                            key="exp_floor")
+
+    try:
+        if choice == IMAGE_FOLDER and not folder.strip():
+            raise DropError("Give the path of your image folder (one sub-folder of images per class).")
+        if not scorers or not quoters:
+            raise DropError("Choose at least one scorer and one quota rule.")
+        dataset = f"{IMAGE_FOLDER}:{folder.strip()}" if choice == IMAGE_FOLDER else choice
+        root = data_root.strip() or None
+        resolve_device(device)
+        resources.dataset(dataset, root, 0)          # a missing path or dataset fails here, not in the worker
+        densities = plan.parse_densities(densities_text)
+        base = RunConfig(
+            dataset=dataset, data_root=root, model=None if model == PRESET_MODEL else model, preset=preset,
+            epochs=int(epochs) or None, device=device, strength=float(strength), min_per_class=int(min_per_class),
+        )
+        return plan.comparison_configs(
+            base, scorers=scorers, quoters=quoters, densities=densities, seeds=list(range(int(n_seeds))),
+            full_data=full_data,
+        )
+    except DropError as e:
+        st.error(str(e))
+        return None
+
+
+def run_ui(configs: list[RunConfig]) -> None:
+    """Plan summary and the Run button; a click submits one job (never twice for the same run)."""
+    store = resources.store()
+    try:
+        keys = [run_key(c) for c in configs]
+    except DropError as e:
+        st.error(str(e))
+        st.stop()
+    stored = sum(store.finished_run_for_key(k) is not None for k in keys)
+    methods = sorted({rd.method_label(c.scorer, c.quoter, c.density) for c in configs})
+    st.markdown(
+        f"**{len(configs)} runs** ({', '.join(methods)}): {len(configs) - stored} to train, "
+        f"{stored} already in the store and shown at once."
+    )
+    if st.button("Run", type="primary", key="exp_run"):
+        st.session_state.experiment_job = jobs.submit(store, configs)
+        st.rerun()
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def progress_ui(job: jobs.Job) -> None:
+    """Live progress of the job, read from the store every POLL_SECONDS; Cancel stops it cleanly."""
+    store = resources.store()
+    p = jobs.progress(store, job)
+    if not p.active:
+        st.rerun()                                  # redraw the whole page with the results
+    with st.status(f"Running: {p.done} of {p.total} runs done", state="running", expanded=True):
+        epoch = f" · epoch {p.epoch + 1}/{p.epochs}" if p.epoch is not None and p.epochs else ""
+        eta = f" · about {_seconds(p.eta)} left" if p.eta is not None else ""
+        st.progress(p.fraction, text=f"{p.stage}{epoch} · {_seconds(p.elapsed)} elapsed{eta}")
+        if p.current is not None:
+            st.caption(f"run #{p.current}: {p.message}")
+        st.dataframe(_run_table(store, job), hide_index=True, width="stretch")
+    if st.button("Cancel", key="exp_cancel", disabled=not job.queued):
+        jobs.cancel(store, job)
+        st.rerun(scope="fragment")
+
+
+def _run_table(store, job: jobs.Job):
+    runs = store.list_runs()
+    runs = rd.label_runs(runs[runs["id"].isin(job.run_ids)])
+    return runs[["id", "method", "density", "seed", "status"]]
+
+
+def outcome_ui(job: jobs.Job) -> None:
+    """How the finished job ended: failures and cancellations say so in words."""
+    store = resources.store()
+    p = jobs.progress(store, job)
+    counts = {s: list(p.statuses.values()).count(s) for s in jobs.TERMINAL}
+    st.success(
+        f"{counts['finished']} of {p.total} runs finished"
+        + (f" in {_seconds(p.elapsed)}" if job.queued else " (all taken from the store)")
+        + (f"; {len(job.reused)} reused from earlier runs." if job.reused and job.queued else ".")
+    )
+    if counts["cancelled"]:
+        st.warning(f"{counts['cancelled']} runs were cancelled; the finished ones are kept.")
+    for rid, status in p.statuses.items():
+        if status in ("failed", "interrupted"):
+            st.error(f"Run #{rid} {status}: {store.get_run(rid)['error']}")
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def main() -> None:
+    st.title("Experiment")
+    st.caption(
+        "Prune the training set with a scorer and a quota rule, train on what is left, and see which "
+        "classes pay for it. Training runs in a background process: you can switch pages meanwhile."
+    )
+    st.session_state.setdefault("experiment_job", None)
+    configs = settings_ui()
+    job: jobs.Job | None = st.session_state.experiment_job
+    if job is not None and jobs.progress(resources.store(), job).active:
+        progress_ui(job)
+        return
+    if configs is None:
+        st.stop()
+    run_ui(configs)
+    if job is not None:
+        outcome_ui(job)
+        comparison_ui(resources.store(), list(job.run_ids), key="experiment")
+
+
+main()

@@ -1,0 +1,135 @@
+"""Guide page: what pruning, DRoP and each scorer do; how to reproduce the paper; how to use your own images.
+
+The scorer, quota-rule and preset tables are read from their registries, so they never drift from the code.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from drop_core.presets import PRESETS
+from drop_core.quotas import QUOTERS
+from drop_core.scoring import SCORERS
+
+QUERY_MODEL = {
+    "none": "no query model",
+    "early": "short query runs (10% of the epochs) over several inits, averaged",
+    "full": "one full query run",
+}
+
+
+def pruning_ui() -> None:
+    st.header("Data pruning, and why it is unfair to some classes")
+    st.markdown(
+        """
+**Data pruning** trains on a fraction *d* (the **density**) of the training set, chosen so that the
+model loses as little accuracy as possible. A **scorer** gives each training sample a number from a
+*query model* trained first; everywhere in this app the orientation is
+
+> **higher score = harder = kept first.**
+
+Pruning by score keeps the hardest samples of the whole dataset (quota rule `none`). The catch, shown by
+Vysogorets, Ahuja & Kempe (ICLR 2025): the average accuracy barely moves, but the classes that were
+already hard lose most — **worst-class accuracy drops**, because the kept density of each class follows
+the score distribution, not what the class needs.
+
+**DRoP** (Distributionally Robust Pruning, Algorithm 1) fixes the **quota per class** first: it trains the
+query model, reads each class's **validation recall** *r_k*, and gives class *k* a density proportional to its
+error *1 − r_k* (capped at 1; the budget of capped classes is spread over the rest). Within a class it then
+keeps random samples (`random` + `drop`, the paper's DRoP) or the top-scored ones (*strategy*+DRoP).
+
+Beware: a class with validation recall 1 gets quota 0 — the final model never sees it. The Experiment page
+warns about this; *Minimum samples kept per class* sets a floor.
+"""
+    )
+
+
+def scorers_ui() -> None:
+    st.header("Scorers")
+    st.caption("Higher score = harder = kept first, for every scorer.")
+    table = pd.DataFrame(
+        [{"scorer": e.name, "what it measures": e.description, "query model": QUERY_MODEL.get(e.obj.query, e.obj.query)}
+         for e in SCORERS]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.header("Quota rules")
+    st.dataframe(
+        pd.DataFrame([{"quota rule": e.name, "how many samples each class keeps": e.description} for e in QUOTERS]),
+        hide_index=True,
+        width="stretch",
+    )
+    st.header("Presets")
+    st.dataframe(
+        pd.DataFrame([{"preset": e.name, "what it is for": e.description} for e in PRESETS]),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def reading_ui() -> None:
+    st.header("Reading the results")
+    st.markdown(
+        """
+1. **Per class**: the test accuracy of every class, full data next to each pruned method. The worst
+   class of each method is outlined.
+2. **Across densities**: average and worst-class accuracy against the density, one line per method,
+   bands from the min to the max over seeds — the paper's main figure.
+3. **Bias**: each class's kept density against the full-data model's error on it, with Pearson's *r*.
+   DRoP gives a positive *r* by design; score-based pruning often does not.
+4. **Quotas**: class size, validation recall of the query model and the quota it led to.
+5. **Examples**: kept and pruned training images of one class (image datasets).
+
+Changing only the density or the quota rule reuses the query model's cached scores: such runs only train
+the final model, and the page says so.
+"""
+    )
+
+
+def reproduce_ui() -> None:
+    st.header("Reproduce the paper on a GPU")
+    st.markdown(
+        "The browser is for small runs; the paper's grid belongs to the command line. With CIFAR-10 under "
+        "`DATA` (see `python -m drop_core --help` for the datasets and where their files go):"
+    )
+    st.code(
+        "python -m drop_core sweep --dataset cifar10 --data-root DATA --preset paper --device cuda \\\n"
+        "    --scorers random el2n grand forgetting dynamic_uncertainty --quoters none drop \\\n"
+        "    --densities 0.3 0.5 0.8 --seeds 0 1 2 --gpus-per-run 0.5",
+        language="bash",
+    )
+    st.markdown(
+        "The `paper` preset is the authors' recipe (VGG-16, SGD, learning-rate drops, epoch scaling); `fast` is a "
+        "much shorter GPU recipe that is not the paper's. Results land in the same store this app reads: open "
+        "the **Results** page to compare them. A single run: `python -m drop_core run --help`."
+    )
+
+
+def own_data_ui() -> None:
+    st.header("Your own image folder")
+    st.markdown(
+        """
+Put one sub-folder per class under a folder, images inside (PNG or JPEG):
+
+```
+my_data/
+  cats/  001.png  002.png ...
+  dogs/  001.png ...
+```
+
+On the Experiment page choose **your image folder** as the dataset and type the path (`my_data`);
+from the command line the dataset name is `imagefolder:my_data`. Classes are named after the
+sub-folders; a missing or empty folder is reported with the path that was searched.
+"""
+    )
+
+
+def main() -> None:
+    st.title("Guide")
+    pruning_ui()
+    scorers_ui()
+    reading_ui()
+    reproduce_ui()
+    own_data_ui()
+
+
+main()

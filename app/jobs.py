@@ -1,0 +1,213 @@
+"""Background jobs: pipeline runs in a separate worker process that reports through the store.
+
+The pattern of streamlit/docs ``multithreading-no-streamlit-iterative.py``, with a process instead
+of a thread (training needs the cores and must outlive a page rerun). The page calls
+:func:`submit` once per click and keeps only the returned :class:`Job` (run ids) in
+``session_state``; the worker (``python -m app.worker``) never calls ``st.*``: it writes progress
+events and results to the store and watches the store's cancel flag. A fragment polls
+:func:`progress`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from drop_core.pipeline import RunConfig, run_key
+from drop_core.store import Store
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+
+# Where each pipeline stage sits in a run, as a fraction of the run (rough: query and final
+# training dominate). Epoch events move the estimate within a stage.
+STAGE_SPAN: dict[str, tuple[float, float]] = {
+    "queued": (0.0, 0.0),
+    "load": (0.0, 0.05),
+    "query": (0.05, 0.45),
+    "score": (0.45, 0.5),
+    "select": (0.5, 0.55),
+    "final": (0.55, 0.95),
+    "eval": (0.95, 1.0),
+    "done": (1.0, 1.0),
+}
+
+_children: list[subprocess.Popen] = []   # workers this server started; polled so none lingers as a zombie
+
+
+@dataclass(frozen=True)
+class Job:
+    """The runs one click asked for, in plan order; ``queued`` are those this job started (and may cancel)."""
+
+    run_ids: tuple[int, ...]
+    queued: tuple[int, ...]
+    reused: tuple[int, ...]      # identical runs already finished in the store: shown at once
+    joined: tuple[int, ...]      # identical runs another session is already running: followed, not restarted
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """What the progress fragment shows."""
+
+    total: int
+    done: int
+    active: bool
+    fraction: float              # 0..1 over the whole job
+    current: int | None          # run id in progress
+    stage: str
+    epoch: int | None
+    epochs: int | None
+    message: str
+    elapsed: float               # seconds since the first run started
+    eta: float | None            # seconds left, None until there is enough progress to extrapolate
+    statuses: dict[int, str]
+
+
+def submit(store: Store, configs: list[RunConfig]) -> Job:
+    """Queue the runs of ``configs`` not already in the store and start one worker for them.
+
+    A config whose identical run is finished is reused, one that is queued or running (in any
+    session) is joined; so repeating a click never trains the same thing twice.
+    """
+    run_ids: list[int] = []
+    queued: list[int] = []
+    reused: list[int] = []
+    joined: list[int] = []
+    for config in configs:
+        key = run_key(config)
+        if (rid := store.finished_run_for_key(key)) is not None:
+            reused.append(rid)
+        elif (rid := store.active_run_for_key(key)) is not None:
+            joined.append(rid)
+        else:
+            rid = store.create_run(asdict(config), key, status="queued")
+            queued.append(rid)
+        run_ids.append(rid)
+    if queued:
+        pid = start_worker(store.path, queued)
+        for rid in queued:
+            store.add_event(rid, {"stage": "queued", "pid": pid, "message": "waiting for the worker"})
+    return Job(tuple(run_ids), tuple(queued), tuple(reused), tuple(joined))
+
+
+def start_worker(store_path: str | os.PathLike, run_ids: list[int]) -> int:
+    """Start ``python -m app.worker`` on ``run_ids`` in its own session; returns its pid.
+
+    Its output goes to ``<store folder>/logs/worker-<first run id>.log``.
+    """
+    reap()
+    log_dir = Path(store_path).resolve().parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"worker-{run_ids[0]}.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app.worker", "--store", str(store_path), *map(str, run_ids)],
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,   # a Ctrl-C of the server does not kill a training run mid-write
+        )
+    _children.append(proc)
+    return proc.pid
+
+
+def reap() -> None:
+    """Collect workers that have exited (so a dead worker's pid reads as dead)."""
+    _children[:] = [p for p in _children if p.poll() is None]
+
+
+def cancel(store: Store, job: Job) -> None:
+    """Ask this job's own unfinished runs to stop; a queued run is cancelled at once, a running one
+    at its next training step (the pipeline marks it ``cancelled``). Joined runs belong to another
+    session and are left alone."""
+    for rid in job.queued:
+        if store.get_run(rid)["status"] not in TERMINAL:
+            store.request_cancel(rid)
+
+
+def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> None:
+    """Mark queued runs whose worker is gone as ``interrupted`` (the store does this for running ones)."""
+    reap()
+    for rid in run_ids:
+        if store.get_run(rid)["status"] != "queued":
+            continue
+        event = store.latest_event(rid)
+        pid = (event or {}).get("pid")
+        if pid is not None and not _alive(int(pid)):
+            store.set_status(rid, "interrupted", error="the worker process ended before starting this run")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def progress(store: Store, job: Job, *, now: dt.datetime | None = None) -> JobProgress:
+    """Read the job's runs and latest events from the store and summarise them."""
+    mark_orphans(store, job.run_ids)
+    runs = [store.get_run(rid) for rid in job.run_ids]
+    events = [store.latest_event(rid) for rid in job.run_ids]
+    return summarize(runs, events, now or dt.datetime.now(dt.timezone.utc))
+
+
+def run_fraction(status: str, event: dict | None) -> float:
+    """How far one run is, 0..1, from its status and latest progress event."""
+    if status in TERMINAL:
+        return 1.0
+    if not event:
+        return 0.0
+    lo, hi = STAGE_SPAN.get(event.get("stage", ""), (0.0, 0.0))
+    epoch, epochs = event.get("epoch"), event.get("epochs")
+    step, steps = event.get("step"), event.get("steps")
+    if epoch is None or not epochs:
+        return lo
+    within = (epoch + (step / steps if step is not None and steps else 0.0)) / epochs
+    return lo + (hi - lo) * min(1.0, within)
+
+
+def summarize(runs: list[dict], events: list[dict | None], now: dt.datetime) -> JobProgress:
+    """Pure summary of a job: done count, overall fraction, the current run's stage, elapsed and ETA.
+
+    ``runs`` are ``Store.get_run`` dicts, ``events`` the matching ``Store.latest_event`` (or None).
+    """
+    statuses = {int(r["id"]): r["status"] for r in runs}
+    fractions = [run_fraction(r["status"], e) for r, e in zip(runs, events)]
+    fraction = sum(fractions) / len(runs) if runs else 1.0
+    done = sum(s in TERMINAL for s in statuses.values())
+    current = next(((r, e) for r, e in zip(runs, events) if r["status"] == "running"), None)
+    if current is None:
+        current = next(((r, e) for r, e in zip(runs, events) if r["status"] == "queued"), (None, None))
+    run, event = current
+    event = event or {}
+    starts = [_time(r["started"]) for r in runs if r["started"]]
+    ends = [_time(r["finished"]) for r in runs if r["finished"]]
+    active = done < len(runs)
+    end = now if active or not ends else max(ends)
+    elapsed = (end - min(starts)).total_seconds() if starts else 0.0
+    eta = elapsed * (1 - fraction) / fraction if active and fraction >= 0.02 and elapsed > 0 else None
+    return JobProgress(
+        total=len(runs),
+        done=done,
+        active=active,
+        fraction=fraction,
+        current=None if run is None else int(run["id"]),
+        stage=event.get("stage", "done" if not active else "queued"),
+        epoch=event.get("epoch"),
+        epochs=event.get("epochs"),
+        message=event.get("message", ""),
+        elapsed=max(0.0, elapsed),
+        eta=eta,
+        statuses=statuses,
+    )
+
+
+def _time(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp)
