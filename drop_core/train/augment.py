@@ -1,0 +1,79 @@
+"""Batched on-device augmentation and normalisation.
+
+Images stay uint8 in raw pixel space until the last moment: a random horizontal flip
+(p = 0.5, where ``Dataset.flip``) and a random integer translation of at most
+``Dataset.max_shift`` px per axis with zero fill, then normalisation to float32.
+Shifts are drawn uniformly from the integers in [-max_shift, max_shift], per sample and
+per axis (the paper's "shifts by at most 4 pixels"; ``RandomAffine(translate=0.15)`` on
+32 px draws round(U(-4.8, 4.8)), i.e. the same support with max_shift=5 but lighter
+end points). Tabular data are never augmented.
+"""
+from __future__ import annotations
+
+import torch
+
+from drop_core.data.base import Dataset
+
+
+class Normalizer:
+    """``(x / 255 - mean) / std`` for uint8 images, ``(x - mean) / std`` for tabular data, as one fused affine map.
+
+    For images ``Dataset.mean``/``std`` are per channel in [0, 1] units (torchvision's
+    convention); for tabular data they are per feature in the data's own units.
+    """
+
+    def __init__(self, data: Dataset, device: torch.device) -> None:
+        if data.is_image and float(data.mean.max()) > 1.0:
+            raise ValueError(
+                f"Dataset {data.name!r}: image mean/std must be in [0, 1] units (per channel); "
+                f"got mean {data.mean.tolist()}."
+            )
+        mean = data.mean.to(device=device, dtype=torch.float32)
+        std = data.std.to(device=device, dtype=torch.float32)
+        if data.is_image:
+            mean, std = mean.view(-1, 1, 1), std.view(-1, 1, 1)
+            self.scale = 1.0 / (255.0 * std)
+        else:
+            self.scale = 1.0 / std
+        self.shift = -mean / std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x.float(), self.scale)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image of a (B, C, H, W) batch left-right with probability 0.5."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Shift image i of a (B, C, H, W) batch by (dy[i], dx[i]) px with zero fill.
+
+    ``out[i, :, r, c] = x[i, :, r - dy[i], c - dx[i]]`` where that pixel exists, else 0;
+    |dy|, |dx| must not exceed ``max_shift``. Works on any dtype (uint8 here).
+    """
+    b, c, h, w = x.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(x, (s, s, s, s))
+    rows = torch.arange(h, device=x.device) + s - dy.view(-1, 1)             # (B, H) rows of `padded`
+    cols = torch.arange(w, device=x.device) + s - dx.view(-1, 1)             # (B, W)
+    out = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2 * s))
+    return out.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
+
+
+def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by integers drawn uniformly from [-max_shift, max_shift] per axis, zero fill."""
+    if max_shift <= 0:
+        return x
+    shifts = torch.randint(-max_shift, max_shift + 1, (2, x.shape[0]), generator=generator, device=x.device)
+    return translate(x, shifts[0], shifts[1], max_shift)
+
+
+def augment(x: torch.Tensor, data: Dataset, generator: torch.Generator) -> torch.Tensor:
+    """The dataset's training augmentation on a raw batch (flip, then translate); identity for tabular data."""
+    if not data.is_image:
+        return x
+    if data.flip:
+        x = random_flip(x, generator)
+    return random_translate(x, data.max_shift, generator)

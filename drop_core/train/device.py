@@ -1,0 +1,87 @@
+"""Where and in which precision the trainer runs: device, autocast dtype, memory format."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from drop_core.errors import DropError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # /proc/cpuinfo flags of CPUs with native bf16 math
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A resolved device plus the precision and memory format used on it."""
+
+    device: torch.device
+    dtype: torch.dtype          # torch.bfloat16 (autocast) or torch.float32
+    channels_last: bool         # 4-D image batches in channels_last layout (CUDA only)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on this device, or a no-op in fp32."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """Put a 4-D image batch into the memory format the model uses."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn "auto" / "cpu" / "cuda" / "cuda:N" (or a torch.device) into a usable torch.device."""
+    name = str(device)
+    kind = name.split(":")[0]
+    if kind not in DEVICES or (":" in name and kind != "cuda"):
+        raise DropError(
+            f"The 'device' parameter must be one of {', '.join(DEVICES)} (or cuda:N). Got {name!r} instead."
+        )
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DropError(
+            f"Device {name!r} was requested but PyTorch sees no CUDA GPU on this machine; "
+            "use --device cpu (or auto)."
+        )
+    return torch.device(name)
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """True if the CPU flags (``/proc/cpuinfo`` text, read when not given) include native bf16 math."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        cpuinfo = path.read_text() if path.exists() else ""
+    flags = set(cpuinfo.split())
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device, *, cpuinfo: str | None = None) -> torch.dtype:
+    """Autocast dtype for ``precision`` on ``device``.
+
+    "auto" picks bf16 on CUDA GPUs that support it and on CPUs with native bf16
+    (avx512_bf16 / amx_bf16), else fp32. "bf16" and "fp32" are taken as given.
+    """
+    if precision not in PRECISIONS:
+        raise DropError(
+            f"The 'precision' parameter must be one of {', '.join(PRECISIONS)}. Got {precision!r} instead."
+        )
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16(cpuinfo) else torch.float32
+
+
+def resolve_runtime(device: str | torch.device, precision: str = "auto") -> Runtime:
+    """Device, autocast dtype and memory format in one object (channels_last on CUDA only)."""
+    dev = resolve_device(device)
+    return Runtime(device=dev, dtype=resolve_precision(precision, dev), channels_last=dev.type == "cuda")
