@@ -28,8 +28,8 @@ from drop_core.errors import DropError
 DEFAULT_STORE_PATH = "runs/drop.sqlite"
 STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 ACTIVE_STATUSES = ("queued", "running")
-SUMMARY_KEYS = ("average_accuracy", "worst_class_accuracy", "mean_recall", "recall_std", "recall_gap",
-                "train_size", "query_cache_hit", "warnings")
+SUMMARY_KEYS = ("average_accuracy", "worst_class_accuracy", "worst_class", "mean_recall", "recall_std",
+                "recall_gap", "train_size", "final_epochs", "query_cache_hit", "warnings")
 
 
 def default_store_path() -> str:
