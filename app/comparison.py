@@ -112,7 +112,7 @@ def _pruned_run_picker(pruned: pd.DataFrame, key: str) -> int | None:
 def _examples_ui(store: Store, run: dict, key: str) -> None:
     config = run["config"]
     try:
-        data = dataset(config["dataset"], config.get("data_root"), int(config["seed"]))
+        data = dataset(config["dataset"], config.get("data_root"), int(config.get("data_seed", 0)))
     except DropError as e:
         st.error(str(e))
         return

@@ -72,8 +72,8 @@ def settings_ui() -> list[RunConfig] | None:
         with st.expander("Advanced"):
             epochs = st.number_input("Final epochs (0: the preset's)", min_value=0, max_value=1000, value=0,
                                      key="exp_epochs")
-            strength = st.slider("DRoP strength", 0.0, 2.0, 1.0, 0.1, key="exp_strength",
-                                 help="1 is Algorithm 1; 0 gives uniform quotas.")
+            strength = st.slider("DRoP strength", 0.0, 1.0, 1.0, 0.1, key="exp_strength",
+                                 help="Quota weights (1 - recall)^strength: 1 is Algorithm 1, 0 uniform quotas.")
             min_per_class = st.number_input("Minimum samples kept per class", min_value=0, value=0,
                                             key="exp_floor")
 

@@ -13,10 +13,10 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from drop_core.pipeline import RunConfig, run_key
+from drop_core.pipeline import RunConfig, resolve, run_key
 from drop_core.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,21 +69,22 @@ class JobProgress:
 def submit(store: Store, configs: list[RunConfig]) -> Job:
     """Queue the runs of ``configs`` not already in the store and start one worker for them.
 
-    A config whose identical run is finished is reused, one that is queued or running (in any
+    Raises DropError for an invalid config (before anything is queued). A config whose identical run is finished is reused, one that is queued or running (in any
     session) is joined; so repeating a click never trains the same thing twice.
     """
+    resolved = [resolve(c)[0] for c in configs]   # rows show the model and hyperparameters actually used
     run_ids: list[int] = []
     queued: list[int] = []
     reused: list[int] = []
     joined: list[int] = []
-    for config in configs:
+    for config in resolved:
         key = run_key(config)
         if (rid := store.finished_run_for_key(key)) is not None:
             reused.append(rid)
         elif (rid := store.active_run_for_key(key)) is not None:
             joined.append(rid)
         else:
-            rid = store.create_run(asdict(config), key, status="queued")
+            rid = store.create_run(config.to_dict(), key, status="queued")
             queued.append(rid)
         run_ids.append(rid)
     if queued:
@@ -154,8 +155,13 @@ def progress(store: Store, job: Job, *, now: dt.datetime | None = None) -> JobPr
     """Read the job's runs and latest events from the store and summarise them."""
     mark_orphans(store, job.run_ids)
     runs = [store.get_run(rid) for rid in job.run_ids]
-    events = [store.latest_event(rid) for rid in job.run_ids]
+    events = [None if r["status"] in TERMINAL else _latest_stage_event(store, r["id"]) for r in runs]
     return summarize(runs, events, now or dt.datetime.now(dt.timezone.utc))
+
+
+def _latest_stage_event(store: Store, run_id: int) -> dict | None:
+    """The newest event of a pipeline stage (skipping e.g. warnings), or None."""
+    return next((e for e in reversed(store.events(run_id)) if e.get("stage") in STAGE_SPAN), None)
 
 
 def run_fraction(status: str, event: dict | None) -> float:
@@ -167,10 +173,11 @@ def run_fraction(status: str, event: dict | None) -> float:
     lo, hi = STAGE_SPAN.get(event.get("stage", ""), (0.0, 0.0))
     epoch, epochs = event.get("epoch"), event.get("epochs")
     step, steps = event.get("step"), event.get("steps")
+    init, inits = event.get("init") or 0, event.get("inits") or 1
     if epoch is None or not epochs:
         return lo
     within = (epoch + (step / steps if step is not None and steps else 0.0)) / epochs
-    return lo + (hi - lo) * min(1.0, within)
+    return lo + (hi - lo) * min(1.0, (init + min(1.0, within)) / inits)
 
 
 def summarize(runs: list[dict], events: list[dict | None], now: dt.datetime) -> JobProgress:

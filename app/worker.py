@@ -1,9 +1,10 @@
 """The job worker: ``python -m app.worker --store PATH RUN_ID [RUN_ID ...]``.
 
-Runs the queued runs one after the other through ``drop_core.pipeline.run``, which adopts each
-run row, writes progress events and the result to the store and stops at the store's cancel flag.
-Never imports Streamlit. A run another process already took, or one cancelled while queued, is
-skipped; a run that fails is marked ``failed`` with its one-line reason and the next run goes on.
+Runs queued runs one after the other through ``drop_core.pipeline.run``, which adopts each run
+row, writes progress events and the result to the store, stops at the store's cancel flag and
+marks a failed or cancelled run as such. Never imports Streamlit. A run that is no longer queued
+(cancelled while waiting, or taken by another process) is skipped; a failure does not stop the
+runs after it.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from drop_core.errors import DropError
 from drop_core.pipeline import RunConfig
 from drop_core.pipeline import run as run_pipeline
 from drop_core.store import ACTIVE_STATUSES, Store
-from drop_core.train.trainer import Stopped
 
 
 def run_one(store: Store, run_id: int) -> str:
@@ -23,20 +23,16 @@ def run_one(store: Store, run_id: int) -> str:
     if run["status"] != "queued":
         return run["status"]
     try:
-        run_pipeline(RunConfig(**run["config"]), store=store, run_id=run_id)
-    except Stopped:
-        _settle(store, run_id, "cancelled", None)
-    except DropError as e:
-        _settle(store, run_id, "failed", str(e))
-    except Exception as e:  # noqa: BLE001  (a bug: keep the traceback in the log, the reason in the store)
+        run_pipeline(RunConfig.from_dict(run["config"]), store=store, run_id=run_id)
+    except DropError as e:            # bad data or config, or Cancelled: the pipeline has set the status
+        print(f"run {run_id}: {e}", flush=True)
+    except Exception:                 # a bug: the pipeline marked the run failed; keep the traceback here
         traceback.print_exc()
-        _settle(store, run_id, "failed", f"{type(e).__name__}: {e}")
-    return store.get_run(run_id)["status"]
-
-
-def _settle(store: Store, run_id: int, status: str, error: str | None) -> None:
-    if store.get_run(run_id)["status"] in ACTIVE_STATUSES:
-        store.set_status(run_id, status, error=error)
+    status = store.get_run(run_id)["status"]
+    if status in ACTIVE_STATUSES:     # the pipeline failed before it could settle the row
+        store.set_status(run_id, "failed", error="the worker stopped before the run ended; see the worker log")
+        status = "failed"
+    return status
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,8 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     store = Store(args.store)
     for run_id in args.run_ids:
-        status = run_one(store, run_id)
-        print(f"run {run_id}: {status}", flush=True)
+        print(f"run {run_id}: {run_one(store, run_id)}", flush=True)
 
 
 if __name__ == "__main__":
