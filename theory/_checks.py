@@ -4,9 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def _shown(value: object) -> str:
-    """The offending value as the message shows it (first bad entry of an array)."""
-    return repr(value.item()) if isinstance(value, np.generic) else repr(value)
 
 
 def check_in_range(
@@ -18,10 +15,10 @@ def check_in_range(
     hi_ok = arr < hi if hi_open else arr <= hi
     ok = lo_ok & hi_ok
     if not ok.all():
-        bad = arr if arr.ndim == 0 else arr[~ok].flat[0]
+        bad = (arr if arr.ndim == 0 else arr[~ok]).flat[0].item()
         interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
         raise ValueError(
-            f"The '{name}' parameter of {owner} must be a float in the range {interval}. Got {_shown(bad)} instead."
+            f"The '{name}' parameter of {owner} must be a float in the range {interval}. Got {bad!r} instead."
         )
     return arr
 

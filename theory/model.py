@@ -76,7 +76,8 @@ class TwoGaussians:
 
         This is s0 / (s0 + s1) (the class risks are then equal) when t* at that prior is finite. Otherwise the
         trivial rule wins there (worst-class risk 1); the optimum is then the prior nearest to it at which a
-        finite t* is still globally optimal, found by bisection towards 1/2 (where t* is always finite).
+        finite t* is still globally optimal, found by bisection towards 1/2 (where t* is always finite) and
+        returned 1e-9 inside that region, so that round-off in later arithmetic cannot flip the rule.
         """
         s0, s1 = self.sigma
         p = s0 / (s0 + s1)
@@ -91,7 +92,7 @@ class TwoGaussians:
                 feasible = mid
             else:
                 infeasible = mid
-        return feasible
+        return float(feasible + np.sign(0.5 - feasible) * 1e-9)
 
     # ------------------------------------------------------------------ pruning
     def pruned_prior(self, prior0: float | np.ndarray, densities: np.ndarray | tuple[float, float]) -> float | np.ndarray:
