@@ -1,0 +1,61 @@
+"""Decode-once cache for image folders: one uncompressed ``.npz`` of uint8 images + labels per split.
+
+An entry is keyed by a fingerprint of the file listing (relative paths, sizes and
+modification times), so adding, removing or touching an image invalidates it. Entries live
+in ``$DROP_DATA_CACHE`` if set, else in ``<PATH>/.drop_cache`` next to the data, else (when
+that folder is not writable) in ``~/.cache/drop_core``. Writes go to a temporary file that
+is renamed into place, so a killed process never leaves half an entry; loads use
+``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+def fingerprint(root: Path, files: Sequence[Path], classes: Sequence[str], labels: np.ndarray) -> str:
+    """sha256 over each file's path relative to ``root``, size, mtime and label, plus the class names."""
+    digest = hashlib.sha256("\x1f".join(classes).encode())
+    for path, label in zip(files, labels.tolist()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}\x1f{label}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def cache_dir(data_root: Path) -> Path:
+    """Where cache entries for the data under ``data_root`` go (see the module docstring)."""
+    configured = os.environ.get("DROP_DATA_CACHE")
+    if configured:
+        return Path(configured)
+    beside = data_root / ".drop_cache"
+    if os.access(beside if beside.exists() else data_root, os.W_OK):
+        return beside
+    return Path.home() / ".cache" / "drop_core"
+
+
+def load(path: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The cached (images, labels), or None if there is no readable entry at ``path``."""
+    try:
+        with np.load(path, allow_pickle=False) as entry:
+            return entry["images"], entry["labels"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def save(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write an entry atomically (temporary file in the same folder, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, images=images, labels=labels)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
