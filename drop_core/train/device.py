@@ -12,6 +12,7 @@ from drop_core.errors import DropError
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # /proc/cpuinfo flags of CPUs with native bf16 math
+EVAL_BATCH = {"cuda": 1024, "cpu": 128}         # samples per eval forward; on CPU larger batches fall out of cache
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype          # torch.bfloat16 (autocast) or torch.float32
     channels_last: bool         # 4-D image batches in channels_last layout (CUDA only)
+
+    @property
+    def eval_batch(self) -> int:
+        """Default batch size of eval-mode forward passes on this device."""
+        return EVAL_BATCH.get(self.device.type, EVAL_BATCH["cpu"])
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on this device, or a no-op in fp32."""

@@ -63,14 +63,16 @@ def forward_batches(
     normalizer: Normalizer,
     runtime: Runtime,
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     features: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Eval-mode float32 logits (N, K) on the device, and penultimate features (N, D) if asked for.
 
     ``x`` holds raw inputs (uint8 images or float32 features) on any device; batches are
-    moved, normalised and laid out on ``runtime.device``.
+    moved, normalised and laid out on ``runtime.device``; ``batch_size`` defaults to the
+    device's ``Runtime.eval_batch``.
     """
+    batch_size = batch_size or runtime.eval_batch
     logits, feats = [], []
     with eval_mode(model), runtime.autocast():
         for start in range(0, x.shape[0], batch_size):
@@ -94,7 +96,7 @@ def evaluate(
     runtime: Runtime,
     num_classes: int,
     *,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> Evaluation:
     """Accuracy, loss, per-class recall and per-class loss of ``model`` on (x, y); one host copy at the end."""
     logits, _ = forward_batches(model, x, normalizer, runtime, batch_size=batch_size)

@@ -15,7 +15,7 @@ GRAD_BATCH = 256                                         # samples per vectorise
 
 
 def final_outputs(model: nn.Module, data: Dataset, want: set[str], *, device: str | torch.device = "cpu",
-                  precision: str = "auto", batch_size: int = 1024) -> dict[str, np.ndarray]:
+                  precision: str = "auto", batch_size: int | None = None) -> dict[str, np.ndarray]:
     """Eval-mode ``logits`` (N, K), penultimate ``embeddings`` (N, D) and per-sample ``grad_norms`` (N,)
     of ``model`` over the whole un-augmented training split, for the fields named in ``want``.
 

@@ -26,7 +26,6 @@ from drop_core.train.evaluate import evaluate, forward_batches
 from drop_core.train.schedules import SCHEDULES
 
 RECORDS = ("correct", "p_true", "margin")      # per-epoch per-sample records a run can keep
-EVAL_BATCH = 1024                               # samples per eval-mode forward pass
 
 ProgressFn = Callable[[dict], None]
 
@@ -231,7 +230,7 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
             per_epoch[k][epoch] = row[k].cpu().numpy()
         entry = {"epoch": epoch, "loss": loss_mean, "train_acc": acc}
         if cfg.eval_val_every_epoch or epoch == epochs - 1:
-            ev = evaluate(model, data.x_val, data.y_val, normalize, rt, data.num_classes, batch_size=EVAL_BATCH)
+            ev = evaluate(model, data.x_val, data.y_val, normalize, rt, data.num_classes)
             entry["val_acc"] = ev.accuracy
             if best is None or ev.accuracy > best[0]:
                 best = (ev.accuracy, epoch, ev)
@@ -246,7 +245,7 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
 
 
 def predict(model: nn.Module, x: torch.Tensor, data: Dataset, *, device: str | torch.device = "cpu",
-            batch_size: int = EVAL_BATCH, precision: str = "auto") -> torch.Tensor:
+            batch_size: int | None = None, precision: str = "auto") -> torch.Tensor:
     """Eval-mode float32 logits (N, K), on the CPU, for raw inputs ``x`` (uint8 images or float32 features)."""
     rt = resolve_runtime(device, precision)
     model.to(rt.device)
