@@ -1,0 +1,148 @@
+"""Theory page: AppTest drives the real page; URL state, charts and presets are checked as pure functions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import theory_charts as charts
+from app.theory_page import MODEL_KEYS, PRESETS, SCHEMA
+from app.url_state import parse_query, to_query
+from theory.explorer import ExplorerParams, explore
+from theory.simulate import simulate, summarize_simulation
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+DEFAULTS = {p.name: p.default for p in SCHEMA}
+
+
+def app_test(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def shown_numbers(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+# ---------------------------------------------------------------- the page, driven by AppTest
+def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
+    at = app_test()
+    assert not at.exception and not at.error and not at.warning
+    before = shown_numbers(at)
+    assert len(before) == 5 and len(at.get("vega_lite_chart")) == 4
+    at.slider(key="sigma1").set_value(2.5).run()
+    after = shown_numbers(at)
+    assert after["Full data: worst-class risk"] != before["Full data: worst-class risk"]
+    expected = explore(ExplorerParams(sigma1=2.5)).rule("Full data")["worst_class_risk"]
+    assert after["Full data: worst-class risk"] == f"{expected:.3f}"
+    assert at.query_params["sigma1"] == "2.5"
+    at.slider(key="density").set_value(0.3).run()
+    assert shown_numbers(at)["Toy DRoP: worst-class risk"] != after["Toy DRoP: worst-class risk"]
+    assert shown_numbers(at)["Full data: worst-class risk"] == after["Full data: worst-class risk"]
+
+
+def test_url_sets_the_sliders_and_rejected_values_are_reported() -> None:
+    at = app_test(sigma1="2.5", prior0="7", foo="1")
+    assert at.slider(key="sigma1").value == 2.5
+    assert at.slider(key="prior0").value == DEFAULTS["prior0"]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "'prior0=7' was rejected" in warnings and "'foo=1'" in warnings
+    assert "prior0" not in at.query_params and "foo" not in at.query_params
+    expected = explore(ExplorerParams(sigma1=2.5)).rule("Full data")["worst_class_risk"]
+    assert shown_numbers(at)["Full data: worst-class risk"] == f"{expected:.3f}"
+
+
+def test_preset_button_applies_its_values_and_explains_them() -> None:
+    at = app_test()
+    name = "Toy DRoP overshoots"
+    next(b for b in at.button if b.label == name).click().run()
+    for key, value in PRESETS[name][1].items():
+        assert at.slider(key=key).value == pytest.approx(value)
+    assert any(name in i.value for i in at.info)
+    assert shown_numbers(at)["Toy DRoP: worst-class risk"] == "1.000"
+
+
+def test_invalid_means_show_an_error_not_a_traceback() -> None:
+    at = app_test(mu0="2", mu1="1")
+    assert not at.exception
+    assert "'mu' parameter of TwoGaussians" in at.error[0].value
+    assert not at.metric
+
+
+# ---------------------------------------------------------------- URL state
+def test_query_round_trip_for_every_parameter() -> None:
+    values = {p.name: (p.hi if p.default != p.hi else p.lo) for p in SCHEMA}
+    query = to_query(SCHEMA, values)
+    assert set(query) == set(values)
+    parsed, problems = parse_query(SCHEMA, query)
+    assert problems == [] and parsed == values
+    assert to_query(SCHEMA, DEFAULTS) == {}
+
+
+@pytest.mark.parametrize("key,raw", [("sigma0", "0"), ("sigma0", "nan"), ("n", "500.5"), ("n", "abc"), ("prior0", "inf"), ("seed", "-1")])
+def test_rejected_values_are_reported(key: str, raw: str) -> None:
+    parsed, problems = parse_query(SCHEMA, {key: raw})
+    assert parsed == {}
+    assert len(problems) == 1 and f"'{key}={raw}' was rejected" in problems[0]
+
+
+def test_slider_round_off_does_not_leak_into_the_url() -> None:
+    assert to_query(SCHEMA, {**DEFAULTS, "sigma1": 1.5000000000000002}) == {}
+
+
+# ---------------------------------------------------------------- charts
+def chart_json_round_trip(chart: alt.TopLevelMixin) -> dict:
+    spec = chart.to_dict()
+    text = json.dumps(spec, allow_nan=False)
+    assert type(chart).from_dict(json.loads(text)).to_dict() == spec
+    return spec
+
+
+@pytest.mark.parametrize("preset", ["Hard class needs more data", "Toy DRoP overshoots"])
+def test_charts_serialise(preset: str) -> None:
+    params = ExplorerParams(**{k: v for k, v in PRESETS[preset][1].items() if k in MODEL_KEYS})
+    ex = explore(params)
+    summary = summarize_simulation(simulate(params.model(), params.prior0, 60, np.array([0.5, 1.0]), repeats=2, seed=0))
+    spec = chart_json_round_trip(charts.class_density_chart(ex.curves, ex.bands, ex.rules))
+    infinite = ex.rules.loc[~np.isfinite(ex.rules["threshold"]), "rule"].tolist()
+    subtitle = spec["title"].get("subtitle", "")
+    assert all(rule in subtitle for rule in infinite) and (bool(infinite) == bool(subtitle))
+    chart_json_round_trip(charts.ratio_risk_chart(ex.ratio, ex.ratio_marks))
+    chart_json_round_trip(charts.density_risk_chart(ex.density, params.density))
+    chart_json_round_trip(charts.finite_sample_chart(summary, ex.density))
+
+
+# ---------------------------------------------------------------- presets show what they say
+CLAIMS = {
+    "Hard class needs more data": lambda ex, g: ex.rule("Your class densities")["worst_class_risk"] < ex.rule("Full data")["worst_class_risk"],
+    "Toy DRoP overshoots": lambda ex, g: ex.rule("Toy DRoP")["threshold"] == -np.inf and ex.rule("Toy DRoP")["worst_class_risk"] == 1.0,
+    "SSP prunes the easy class yet gains nothing": lambda ex, g: (
+        ex.rule("SSP")["d0"] < ex.rule("SSP")["d1"] and ex.rule("SSP")["threshold"] == ex.rule("Full data")["threshold"]
+    ),
+    "SSP with wide bands jumps to a band edge": lambda ex, g: (
+        ex.rule("SSP")["threshold"] == pytest.approx(g.mu[0] - 1.0) and ex.rule("SSP")["worst_class_risk"] > ex.rule("Full data")["worst_class_risk"]
+    ),
+    "Trivial rule beats the std-proportional prior": lambda ex, g: (
+        np.isinf(g.optimal_threshold(g.sigma[0] / sum(g.sigma))) and g.worst_class_prior() > g.sigma[0] / sum(g.sigma)
+    ),
+    "Imbalanced classes": lambda ex, g: (
+        ex.rule("Toy DRoP")["worst_class_risk"] < ex.rule("Full data")["worst_class_risk"]
+        and ex.rule("Your class densities")["worst_class_risk"] < ex.rule("Toy DRoP")["worst_class_risk"]
+    ),
+    "Nothing to fix": lambda ex, g: ex.rule("Worst-class optimum")["worst_class_risk"] == pytest.approx(ex.rule("Full data")["worst_class_risk"]),
+}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_demonstrates_its_point(name: str) -> None:
+    values = PRESETS[name][1]
+    bounds = {p.name: (p.lo, p.hi) for p in SCHEMA}
+    assert all(bounds[k][0] <= v <= bounds[k][1] for k, v in values.items())
+    params = ExplorerParams(**{k: values.get(k, DEFAULTS[k]) for k in MODEL_KEYS})
+    assert CLAIMS[name](explore(params), params.model())
