@@ -34,6 +34,7 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
 
     _headline_ui(runs, metrics, density)
     _notes_ui(store, runs)
+    chosen = _pruned_run_picker(pruned[np.isclose(pruned["density"], density)], key)
     tabs = st.tabs(["Per class", "Across densities", "Bias", "Quotas", "Examples"])
     with tabs[0]:
         acc = rd.class_accuracy(runs, metrics, density)
@@ -47,7 +48,6 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
             st.info("Only one density so far: add densities (e.g. 0.3, 0.5, 0.8) to draw the curves.")
     with tabs[2]:
         _bias_ui(runs, metrics, density)
-    chosen = _pruned_run_picker(pruned[np.isclose(pruned["density"], density)], key)
     with tabs[3]:
         if chosen is not None:
             st.dataframe(rd.quota_table(metrics, chosen), hide_index=True, width="stretch")

@@ -30,7 +30,7 @@ def settings_ui() -> list[RunConfig] | None:
     left, middle, right = st.columns(3)
     with left:
         st.markdown("**Data and model**")
-        names = [*DATASETS.names(), IMAGE_FOLDER]
+        names = [n for n in DATASETS.names() if n != IMAGE_FOLDER] + [IMAGE_FOLDER]
         choice = st.selectbox(
             "Dataset",
             names,

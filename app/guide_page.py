@@ -88,9 +88,16 @@ the final model, and the page says so.
 def reproduce_ui() -> None:
     st.header("Reproduce the paper on a GPU")
     st.markdown(
-        "The browser is for small runs; the paper's grid belongs to the command line. With CIFAR-10 under "
-        "`DATA` (see `python -m drop_core --help` for the datasets and where their files go):"
+        "The browser is for small runs; the paper's grid belongs to the command line. One run of Random+DRoP "
+        "on CIFAR-10 with VGG-16 at density 0.5, over the paper's three seeds (`--download` fetches CIFAR-10 "
+        "into `DATA` once):"
     )
+    st.code(
+        "python -m drop_core run --dataset cifar10 --data-root DATA --download --preset paper --device cuda \\\n"
+        "    --scorer random --quoter drop --density 0.5 --seeds 0 1 2",
+        language="bash",
+    )
+    st.markdown("The paper's grid of scorers, quota rules, densities and seeds as one sweep (on Ray):")
     st.code(
         "python -m drop_core sweep --dataset cifar10 --data-root DATA --preset paper --device cuda \\\n"
         "    --scorers random el2n grand forgetting dynamic_uncertainty --quoters none drop \\\n"
@@ -100,7 +107,7 @@ def reproduce_ui() -> None:
     st.markdown(
         "The `paper` preset is the authors' recipe (VGG-16, SGD, learning-rate drops, epoch scaling); `fast` is a "
         "much shorter GPU recipe that is not the paper's. Results land in the same store this app reads: open "
-        "the **Results** page to compare them. A single run: `python -m drop_core run --help`."
+        "the **Results** page to compare them. Every option: `python -m drop_core run --help`."
     )
 
 
@@ -108,17 +115,19 @@ def own_data_ui() -> None:
     st.header("Your own image folder")
     st.markdown(
         """
-Put one sub-folder per class under a folder, images inside (PNG or JPEG):
+Put the training images in one sub-folder per class under `train/`, and the test images the same way
+under `test/` (or `val/`). All images must have the same size; PNG, JPEG and the other common formats work.
 
 ```
 my_data/
-  cats/  001.png  002.png ...
-  dogs/  001.png ...
+  train/  cats/ 001.png 002.png ...   dogs/ 001.png ...
+  test/   cats/ 501.png ...           dogs/ 501.png ...
 ```
 
-On the Experiment page choose **your image folder** as the dataset and type the path (`my_data`);
-from the command line the dataset name is `imagefolder:my_data`. Classes are named after the
-sub-folders; a missing or empty folder is reported with the path that was searched.
+The test folder is split per class: its first half validates the query model (the recall DRoP reads), the
+second half gives the reported test accuracy. On the Experiment page choose **your image folder** and type
+the path (`my_data`); from the command line the dataset is `imagefolder:my_data`. Classes are named after
+the sub-folders of `train/`. Images are decoded once and cached, so later runs start fast.
 """
     )
 

@@ -156,7 +156,8 @@ def progress(store: Store, job: Job, *, now: dt.datetime | None = None) -> JobPr
     mark_orphans(store, job.run_ids)
     runs = [store.get_run(rid) for rid in job.run_ids]
     events = [None if r["status"] in TERMINAL else _latest_stage_event(store, r["id"]) for r in runs]
-    return summarize(runs, events, now or dt.datetime.now(dt.timezone.utc))
+    timed = set(job.run_ids) - set(job.reused)
+    return summarize(runs, events, now or dt.datetime.now(dt.timezone.utc), timed=timed)
 
 
 def _latest_stage_event(store: Store, run_id: int) -> dict | None:
@@ -180,10 +181,13 @@ def run_fraction(status: str, event: dict | None) -> float:
     return lo + (hi - lo) * min(1.0, (init + min(1.0, within)) / inits)
 
 
-def summarize(runs: list[dict], events: list[dict | None], now: dt.datetime) -> JobProgress:
+def summarize(runs: list[dict], events: list[dict | None], now: dt.datetime, *,
+              timed: set[int] | None = None) -> JobProgress:
     """Pure summary of a job: done count, overall fraction, the current run's stage, elapsed and ETA.
 
-    ``runs`` are ``Store.get_run`` dicts, ``events`` the matching ``Store.latest_event`` (or None).
+    ``runs`` are ``Store.get_run`` dicts, ``events`` the matching latest stage events (or None).
+    The clock runs from the first start to the last end among the ``timed`` run ids (default: all),
+    so runs reused from earlier jobs do not count.
     """
     statuses = {int(r["id"]): r["status"] for r in runs}
     fractions = [run_fraction(r["status"], e) for r, e in zip(runs, events)]
@@ -194,8 +198,9 @@ def summarize(runs: list[dict], events: list[dict | None], now: dt.datetime) -> 
         current = next(((r, e) for r, e in zip(runs, events) if r["status"] == "queued"), (None, None))
     run, event = current
     event = event or {}
-    starts = [_time(r["started"]) for r in runs if r["started"]]
-    ends = [_time(r["finished"]) for r in runs if r["finished"]]
+    clocked = [r for r in runs if timed is None or int(r["id"]) in timed]
+    starts = [_time(r["started"]) for r in clocked if r["started"]]
+    ends = [_time(r["finished"]) for r in clocked if r["finished"]]
     active = done < len(runs)
     end = now if active or not ends else max(ends)
     elapsed = (end - min(starts)).total_seconds() if starts else 0.0

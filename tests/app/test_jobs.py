@@ -1,0 +1,120 @@
+"""Background jobs: the progress summary, and real tiny jobs through the worker process."""
+import datetime as dt
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app import jobs
+from app.plan import comparison_configs
+from drop_core.pipeline import RunConfig
+from drop_core.store import Store
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _run(rid, status, started=None, finished=None):
+    stamp = lambda s: None if s is None else (T0 + dt.timedelta(seconds=s)).isoformat()  # noqa: E731
+    return {"id": rid, "status": status, "started": stamp(started), "finished": stamp(finished)}
+
+
+def test_run_fraction_follows_stage_init_and_epoch():
+    assert jobs.run_fraction("queued", None) == 0.0
+    assert jobs.run_fraction("cancelled", {"stage": "query"}) == 1.0
+    lo, hi = jobs.STAGE_SPAN["final"]
+    assert jobs.run_fraction("running", {"stage": "final", "epoch": 1, "epochs": 4, "step": 5, "steps": 10}) \
+        == pytest.approx(lo + (hi - lo) * 1.5 / 4)
+    lo, hi = jobs.STAGE_SPAN["query"]
+    assert jobs.run_fraction("running", {"stage": "query", "init": 1, "inits": 2, "epoch": 0, "epochs": 2}) \
+        == pytest.approx(lo + (hi - lo) * 0.5)
+
+
+def test_summarize_reports_current_run_elapsed_and_eta():
+    runs = [_run(1, "finished", 0, 10), _run(2, "running", 10), _run(3, "queued")]
+    events = [None, {"stage": "final", "epoch": 0, "epochs": 2, "message": "final model"}, None]
+    p = jobs.summarize(runs, events, T0 + dt.timedelta(seconds=20))
+    frac = (1.0 + jobs.STAGE_SPAN["final"][0]) / 3
+    assert (p.total, p.done, p.active, p.current, p.stage, p.epoch, p.epochs) == (3, 1, True, 2, "final", 0, 2)
+    assert p.fraction == pytest.approx(frac)
+    assert p.elapsed == pytest.approx(20.0)
+    assert p.eta == pytest.approx(20.0 * (1 - frac) / frac)
+
+
+def test_summarize_of_a_finished_job_stops_the_clock_and_ignores_reused_runs():
+    runs = [_run(1, "finished", -500, -490), _run(2, "finished", 0, 10), _run(3, "cancelled", 10, 12)]
+    p = jobs.summarize(runs, [None] * 3, T0 + dt.timedelta(seconds=100), timed={2, 3})
+    assert (p.active, p.done, p.fraction, p.eta, p.elapsed) == (False, 3, 1.0, None, 12.0)
+
+
+def test_a_queued_run_whose_worker_died_is_marked_interrupted(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    rid = store.create_run({"dataset": "gaussians"}, "k", status="queued")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.add_event(rid, {"stage": "queued", "pid": dead.pid, "message": "waiting"})
+    jobs.mark_orphans(store, (rid,))
+    run = store.get_run(rid)
+    assert run["status"] == "interrupted" and "worker" in run["error"]
+
+
+# --- real jobs through the worker process -------------------------------------------------
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DROP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return Store(tmp_path / "runs.sqlite")
+
+
+def _wait(store, job, timeout=180.0, until=lambda p: not p.active):
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = jobs.progress(store, job)
+        seen.append(p)
+        if until(p):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"job did not reach the expected state in {timeout} s; last: {seen[-1]}")
+
+
+TINY = RunConfig(dataset="gaussians", preset="cpu", epochs=4, device="cpu", query_inits=1)
+
+
+@pytest.mark.slow
+def test_a_real_job_reports_progress_and_results_and_is_never_duplicated(env):
+    store = env
+    configs = comparison_configs(TINY, scorers=["random"], quoters=["none", "drop"], densities=[0.5],
+                                 seeds=[0], full_data=True)
+    job = jobs.submit(store, configs)
+    assert len(job.queued) == 3 and not job.reused
+    again = jobs.submit(store, configs)                      # a second click while it runs
+    assert again.queued == () and set(again.joined) | set(again.reused) == set(job.run_ids)
+    seen = _wait(store, job)
+    assert any(0.0 < p.fraction < 1.0 and p.epochs for p in seen), [p.stage for p in seen]
+    assert {p.stage for p in seen} & {"query", "final"}
+    assert set(seen[-1].statuses.values()) == {"finished"}
+    metrics = store.class_metrics(list(job.run_ids))
+    assert len(metrics[metrics["split"] == "test"]) == 3 * 10
+    assert jobs.submit(store, configs).reused == job.run_ids  # finished: shown, not retrained
+
+    denser = comparison_configs(TINY, scorers=["random"], quoters=["drop"], densities=[0.7], seeds=[0],
+                                full_data=False)
+    job2 = jobs.submit(store, denser)
+    _wait(store, job2)
+    assert store.get_run(job2.run_ids[0])["summary"]["query_cache_hit"] is True
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_running_run_and_the_queued_ones(env):
+    store = env
+    long = RunConfig(dataset="gaussians", preset="cpu", epochs=400, device="cpu")
+    configs = comparison_configs(long, scorers=["random"], quoters=["none"], densities=[0.5, 0.6], seeds=[0],
+                                 full_data=False)
+    job = jobs.submit(store, configs)
+    _wait(store, job, timeout=60, until=lambda p: p.stage == "final" and p.statuses[job.run_ids[0]] == "running")
+    jobs.cancel(store, job)
+    seen = _wait(store, job, timeout=60)
+    assert list(seen[-1].statuses.values()) == ["cancelled", "cancelled"]
+    assert store.class_metrics(list(job.run_ids)).empty

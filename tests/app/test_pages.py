@@ -1,0 +1,163 @@
+"""AppTest per page: widgets change what is computed and shown; bad choices give st.error, not tracebacks."""
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from drop_core.scoring import SCORERS
+from drop_core.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ["c0", "c1", "c2"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("DROP_STORE", str(tmp_path / "runs.sqlite"))
+    monkeypatch.setenv("DROP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return Store(tmp_path / "runs.sqlite")
+
+
+def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0):
+    config = {"dataset": "gaussians", "model": "mlp", "preset": "cpu", "scorer": scorer, "quoter": quoter,
+              "density": density, "seed": seed, "data_seed": 0}
+    rid = store.create_run(config, f"{scorer}-{quoter}-{density}-{seed}", status="running")
+    store.save_result(rid, {
+        "average_accuracy": sum(accuracy) / 3, "worst_class_accuracy": min(accuracy),
+        "class_accuracy": dict(zip(CLASSES, accuracy)), "kept_per_class": dict(zip(CLASSES, kept)),
+        "class_sizes": dict.fromkeys(CLASSES, 100), "val_recall": dict(zip(CLASSES, [0.9, 0.8, 0.6])),
+        "train_size": sum(kept), "query_cache_hit": quoter == "drop", "warnings": [], "timings": {"final": 1.0},
+    })
+    return rid
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(REPO / "app" / f"{name}_page.py"), default_timeout=60).run()
+
+
+def _text(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "warning", "error", "success")
+                     for e in getattr(at, kind))
+
+
+def _charts(at: AppTest) -> list:
+    return at.get("vega_lite_chart")
+
+
+# --- Guide -----------------------------------------------------------------------------
+
+def test_guide_explains_orientation_and_lists_every_scorer(store):
+    at = _page("guide")
+    assert not at.exception
+    assert "higher score = harder = kept first" in _text(at)
+    listed = set(at.dataframe[0].value["scorer"])
+    assert listed == set(SCORERS.names())
+    assert any("--preset paper --device cuda" in c.value for c in at.code)
+
+
+# --- Results ---------------------------------------------------------------------------
+
+def test_results_page_on_an_empty_store_says_so(store):
+    at = _page("results")
+    assert not at.exception
+    assert "The store is empty" in at.info[0].value
+
+
+def test_results_page_filters_compares_and_deletes_with_confirmation(store):
+    full = _add_run(store, "random", "none", 1.0, [0.95, 0.9, 0.8], [100, 100, 100])
+    rnd = _add_run(store, "random", "none", 0.5, [0.95, 0.85, 0.5], [50, 50, 50])
+    drop = _add_run(store, "random", "drop", 0.5, [0.9, 0.85, 0.7], [20, 40, 90])
+    at = _page("results")
+    assert not at.exception
+    assert at.dataframe[0].value["id"].tolist() == [full, rnd, drop]
+    assert len(_charts(at)) == 3                      # per class, across densities, bias
+    assert "random+DRoP" in _text(at) and "reused cached query-model scores" in _text(at)
+
+    at.multiselect(key="res_filter_quoter").set_value(["drop"]).run()
+    assert at.dataframe[0].value["id"].tolist() == [drop]
+    assert "1 of 3 runs" in _text(at)
+    at.multiselect(key="res_filter_quoter").set_value([]).run()
+
+    at.selectbox(key="res_delete_id").set_value(rnd).run()
+    at.button(key="res_delete").click().run()
+    assert f"Delete run #{rnd}" in _text(at)
+    assert len(store.list_runs()) == 3                # nothing deleted before the confirmation
+    at.button(key="res_confirm").click().run()
+    assert not at.exception
+    assert store.list_runs()["id"].tolist() == [full, drop]
+    assert at.dataframe[0].value["id"].tolist() == [full, drop]
+
+
+def test_results_page_refuses_to_compare_across_datasets(store):
+    _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50])
+    rid = store.create_run({"dataset": "digits", "model": "mlp", "preset": "cpu", "scorer": "random",
+                            "quoter": "none", "density": 0.5, "seed": 0}, "other", status="running")
+    store.save_result(rid, {"average_accuracy": 0.9, "worst_class_accuracy": 0.8,
+                            "class_accuracy": {"a": 0.9}, "kept_per_class": {"a": 1}, "class_sizes": {"a": 2}})
+    at = _page("results")
+    assert "filter to one dataset and one model" in at.warning[0].value
+    assert not _charts(at)
+
+
+# --- Experiment ------------------------------------------------------------------------
+
+def test_experiment_defaults_plan_full_data_random_and_drop(store):
+    at = _page("experiment")
+    assert not at.exception and not at.error
+    assert "3 runs" in _text(at) and "full data, random, random+DRoP" in _text(at)
+    at.text_input(key="exp_densities").set_value("0.3, 0.5").run()
+    assert "5 runs" in _text(at)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("exp_densities", "0.5, 1.5", "The 'density' parameter must be a float in the range (0.0, 1.0]. Got 1.5 instead."),
+    ("exp_scorers", [], "Choose at least one scorer and one quota rule."),
+])
+def test_experiment_bad_choices_show_an_error_and_no_run_button(store, key, value, message):
+    at = _page("experiment")
+    widget = at.text_input(key=key) if key == "exp_densities" else at.multiselect(key=key)
+    widget.set_value(value).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [message]
+    assert not [b for b in at.button if b.key == "exp_run"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_experiment_cuda_without_gpu_is_an_error(store):
+    at = _page("experiment")
+    at.selectbox(key="exp_device").set_value("cuda").run()
+    assert not at.exception
+    assert "sees no CUDA GPU" in at.error[0].value
+
+
+def test_experiment_missing_image_folder_is_an_error(store, tmp_path):
+    at = _page("experiment")
+    at.selectbox(key="exp_dataset").set_value("imagefolder").run()
+    assert "Give the path of your image folder" in at.error[0].value
+    at.text_input(key="exp_folder").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert str(tmp_path / "nowhere") in at.error[0].value
+
+
+@pytest.mark.slow
+def test_experiment_run_shows_progress_then_results(store):
+    at = _page("experiment")
+    at.number_input(key="exp_epochs").set_value(3).run()
+    at.button(key="exp_run").click().run()
+    assert not at.exception
+    job = at.session_state["experiment_job"]
+    assert len(job.queued) == 3
+    assert at.get("progress") and "0 of 3 runs done" in at.get("status")[0].label   # the worker is starting
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and "runs finished" not in _text(at):
+        time.sleep(1.0)
+        at.run()
+    assert not at.exception
+    assert "3 of 3 runs finished" in _text(at)
+    assert len(_charts(at)) == 3
+    assert "random+DRoP" in at.dataframe[0].value["method"].tolist()
+    at.button(key="exp_run").click().run()           # same settings again: nothing new is trained
+    assert at.session_state["experiment_job"].queued == ()
