@@ -11,6 +11,13 @@ SECTIONS: dict[str, list[st.Page]] = {
     "Theory": [
         st.Page("app/theory_page.py", title="Toy model", icon=":material/functions:", url_path="theory", default=True),
     ],
+    "Experiments": [
+        st.Page("app/experiment_page.py", title="Experiment", icon=":material/science:", url_path="experiment"),
+        st.Page("app/results_page.py", title="Results", icon=":material/table_chart:", url_path="results"),
+    ],
+    "Help": [
+        st.Page("app/guide_page.py", title="Guide", icon=":material/menu_book:", url_path="guide"),
+    ],
 }
 
 st.set_page_config(page_title="DRoP Explorer", page_icon=":material/content_cut:", layout="wide")
