@@ -72,7 +72,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="rerun even if an identical run already finished")
     p.add_argument("--cache-dir", help="query cache folder (default: $DROP_CACHE or runs/cache)")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines on stderr")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (they are off anyway when stderr is not a terminal) and no log lines "
+                        "but warnings")
     p.add_argument("--verbose", action="store_true", help="also log every value the preset sets")
     p.set_defaults(func=cmd_run)
 
@@ -80,10 +82,10 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
 class _Bars:
     """tqdm bars on stderr: one per training (query init or final model)."""
 
-    def __init__(self, disable: bool | None) -> None:
+    def __init__(self, quiet: bool) -> None:
         from tqdm import tqdm
 
-        self.tqdm, self.disable = tqdm, disable
+        self.tqdm, self.disable = tqdm, quiet or not sys.stderr.isatty()
         self.bar, self.name = None, None
 
     def __call__(self, ev: dict) -> None:
@@ -124,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     configs = _configs(args)
     store = None if args.no_store else Store(args.store)
-    bars = _Bars(True if args.quiet else None)
+    bars = _Bars(args.quiet)
     results = []
     try:
         for cfg in configs:

@@ -174,7 +174,7 @@ class RunResult:
             class_accuracy=dict(zip(names, test.accuracy.astype(float))),
             kept_per_class=dict(zip(names, test.kept.astype(int).tolist())),
             class_sizes=dict(zip(names, test.class_size.astype(int).tolist())),
-            val_recall={n: float(v) for n, v in zip(names, test.val_recall) if v == v},
+            val_recall={n: float(v) for n, v in zip(names, test.val_recall) if v is not None and v == v},
             train_size=int(summary["train_size"]), config=run["config"], warnings=list(summary.get("warnings", [])),
             query_cache_hit=bool(summary.get("query_cache_hit")), timings=run["timings"],
             worst_class=summary.get("worst_class", ""), mean_recall=summary.get("mean_recall", float("nan")),
@@ -504,7 +504,8 @@ def select_subset(cfg: RunConfig, scores: np.ndarray, labels: np.ndarray, val_re
     return select_per_class(scores, labels, quotas, rng=rng)
 
 
-def _empty_class_warnings(cfg: RunConfig, data: Dataset, sel: Selection, val_recall: np.ndarray | None) -> list[str]:
+def empty_class_warnings(cfg: RunConfig, data: Dataset, sel: Selection, val_recall: np.ndarray | None) -> list[str]:
+    """One warning per class that keeps no training sample, naming the class and the reason."""
     out = []
     sizes = data.class_sizes()
     for k in np.flatnonzero((sel.kept_per_class == 0) & (sizes > 0)):
@@ -638,7 +639,7 @@ def _run(cfg: RunConfig, key: str, emit: ProgressFn, stop: Callable[[], bool],
     labels = data.y_train.numpy()
     emit({"stage": "select", "message": f"{cfg.quoter} quotas, {cfg.selection} selection at density {cfg.density}"})
     sel = select_subset(cfg, q.scores, labels, q.val_recall, data.num_classes)
-    for msg in _empty_class_warnings(cfg, data, sel, q.val_recall):
+    for msg in empty_class_warnings(cfg, data, sel, q.val_recall):
         warn(msg)
     timings["select"] = time.perf_counter() - t0
 

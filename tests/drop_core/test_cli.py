@@ -1,0 +1,107 @@
+"""The CLI: one-line errors with exact text, --json output, list/show/export."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from drop_core.cli import main
+from drop_core.data import DATASETS
+from drop_core.models import MODELS
+from drop_core.presets import PRESETS
+from drop_core.quotas import QUOTERS
+from drop_core.scoring import SCORERS
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--dataset", "digits", "--model", "mlp", "--epochs", "2", "--query-inits", "1", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _err(capsys, argv, code=1):
+    assert main(argv) == code
+    out = capsys.readouterr()
+    assert out.err.count("\n") == 1, out.err        # exactly one line
+    return out.err.rstrip("\n")
+
+
+@pytest.mark.parametrize("density", ["1.5", "0", "-0.2"])
+def test_density_outside_unit_interval(capsys, density):
+    assert _err(capsys, ["run", "--density", density, "--no-store"]) == (
+        f"error: The 'density' parameter of run must be a float in the range (0.0, 1.0]. Got {float(density)} instead.")
+
+
+@pytest.mark.parametrize("flag,kind,registry", [("--scorer", "scorer", SCORERS), ("--quoter", "quoter", QUOTERS),
+                                                ("--model", "model", MODELS), ("--preset", "preset", PRESETS),
+                                                ("--dataset", "dataset", DATASETS)])
+def test_unknown_names_list_the_valid_ones(capsys, flag, kind, registry):
+    valid = ", ".join(sorted(registry.names()))
+    assert _err(capsys, ["run", flag, "nope", "--no-store"]) == f"error: Unknown {kind} 'nope'. Valid {kind}s: {valid}."
+
+
+def test_missing_paths_are_named(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    assert str(missing) in _err(capsys, ["run", "--dataset", f"imagefolder:{missing}", "--no-store"])
+    assert str(missing) in _err(capsys, ["run", "--dataset", "cifar10", "--data-root", str(missing), "--no-store"])
+    assert _err(capsys, ["export", str(missing / "out.csv"), "--store", str(tmp_path / "s.sqlite")]) == (
+        f"error: Cannot write '{missing / 'out.csv'}': the folder '{missing}' does not exist.")
+    store = tmp_path / "s.sqlite"
+    assert _err(capsys, ["show", "7", "--store", str(store)]) == (
+        f"error: No run with id 7 in '{store}'. List the runs with `python -m drop_core list runs`.")
+
+
+def test_argument_type_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--density", "half"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "python -m drop_core run: error: argument --density: invalid float value: 'half'\n"
+    assert _err(capsys, ["run", "--seed", "1", "--seeds", "1", "2", "--no-store"]) == (
+        "error: Give either --seed or --seeds, not both.")
+
+
+def test_json_output_and_store_commands(capsys, tmp_path):
+    store = str(tmp_path / "s.sqlite")
+    argv = ["run", *TINY, "--scorer", "el2n", "--density", "0.5", "--min-per-class", "3", "--json",
+            "--store", store, "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert {"average_accuracy", "worst_class_accuracy", "class_accuracy", "kept_per_class", "train_size",
+            "config", "warnings", "query_cache_hit", "timings", "val_recall", "class_sizes"} <= set(result)
+    assert sorted(result["class_accuracy"]) == [str(k) for k in range(10)]
+    assert sum(result["kept_per_class"].values()) == result["train_size"]
+    assert result["config"]["scorer"] == "el2n" and "kept_indices" not in result
+
+    assert main(["show", str(result["run_id"]), "--store", store, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "finished" and len(shown["classes"]) == 20     # test + val rows
+    assert main(["list", "runs", "--store", store]) == 0
+    assert "el2n" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "runs.json"), "--store", store]) == 0
+    assert json.loads((tmp_path / "runs.json").read_text())[0]["id"] == result["run_id"]
+    assert _err(capsys, ["export", str(tmp_path / "runs.txt"), "--store", store]) == (
+        f"error: Cannot tell the export format from '{tmp_path / 'runs.txt'}'; name the file *.csv or *.json, "
+        f"or pass --format csv|json.")
+
+
+def test_list_names_every_registry_entry(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for registry in (DATASETS, MODELS, SCORERS, QUOTERS, PRESETS):
+        for entry in registry:
+            assert f"  {entry.name:<20} {entry.description}" in out
+
+
+def test_module_entry_point_prints_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "drop_core", "run", "--scorer", "el2m", "--no-store"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: Unknown scorer 'el2m'. Valid scorers: ")
