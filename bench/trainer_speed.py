@@ -1,0 +1,307 @@
+"""Our trainer against an authors'-style training loop, side by side, same model and data (bounded prefix).
+
+A  reference ("their style", written here from the description of the DRoP authors' trainer,
+   not copied): a torchvision-style dataset over an in-memory uint8 HWC array
+   (``Image.fromarray`` per item), PIL RandomHorizontalFlip + RandomAffine(translate=0.15)
+   + ToTensor + Normalize, Subset + index wrapper, DataLoader(batch 128, shuffle,
+   num_workers=0), fp32 NCHW, mini-batch logits kept for the epoch's train metrics, and
+   val + test evaluated through DataLoaders with one sklearn call per class.
+B  ours, faithful: ``drop_core.train.train`` in fp32 with augmentation (device-resident
+   uint8 data, batched flip + translate), then the test split evaluated by ``evaluate``.
+C  ours, fast: B with ``precision="auto"`` (bf16 autocast on CUDA and on CPUs with native
+   bf16; channels_last on CUDA).
+
+All three start from the same initial ``state_dict`` and do the same bounded prefix: ONE
+epoch over the same random subset of density ``--density`` (default 0.1: 5,000 CIFAR-10
+images, 40 steps of 128, as the notes' §4.3.4 CPU prefix) plus ONE val + test evaluation.
+The data are decoded once into a uint8 array shared by all three (no per-epoch JPEG
+decode). Each configuration gets a short untimed warm-up, then ``--reps`` timed
+repetitions; medians of wall time and of process CPU time are reported (CPU time is the
+steadier figure on a shared machine). Printed last: training img/s and the speed-ups,
+for the same work and, extrapolated, per epoch with C's evaluation policy (a final model
+evaluates val + test once at the end of its run instead of every epoch).
+
+    python bench/trainer_speed.py [--data /tmp/cifar10] [--density 0.1] [--reps 3] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from drop_core.data.base import Dataset  # noqa: E402
+from drop_core.models import build_model  # noqa: E402
+from drop_core.train import TrainConfig, train  # noqa: E402
+from drop_core.train.augment import Normalizer  # noqa: E402
+from drop_core.train.device import resolve_runtime  # noqa: E402
+from drop_core.train.evaluate import evaluate  # noqa: E402
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4     # SGD as in the authors' trainer (lr per model; 0.1 for VGG/CIFAR)
+TRANSLATE = 0.15                                 # RandomAffine(translate=(0.15, 0.15)): up to round(4.8) = 5 px on 32 px
+GEN_TRAIN, GEN_TEST = 50_000, 10_000             # generated CIFAR-shaped data when no --data is given
+
+
+# ---- data ---------------------------------------------------------------------------------------------------
+
+def generated_cifar(seed: int = 0) -> Dataset:
+    """Random 32x32 RGB uint8 images with 10 labels, CIFAR-10's sizes and normalisation (speed only)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (GEN_TRAIN + GEN_TEST, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (GEN_TRAIN + GEN_TEST,), generator=g)
+    half = GEN_TRAIN + GEN_TEST // 2
+    return Dataset("generated-cifar", [f"c{i}" for i in range(10)], x[:GEN_TRAIN], y[:GEN_TRAIN],
+                   x[GEN_TRAIN:half], y[GEN_TRAIN:half], x[half:], y[half:],
+                   mean=torch.tensor([0.4914, 0.4822, 0.4465]), std=torch.tensor([0.2470, 0.2435, 0.2616]),
+                   is_image=True, flip=True, max_shift=5, source="generated")
+
+
+def load(path: str | None) -> Dataset:
+    if path is None:
+        return generated_cifar()
+    from drop_core.data import load_dataset
+    data = load_dataset(f"imagefolder:{path}")
+    data.flip, data.max_shift = True, round(TRANSLATE * data.input_shape[-1])   # the authors' CIFAR augmentation
+    return data
+
+
+# ---- A: the authors'-style loop -----------------------------------------------------------------------------
+
+class ArrayImages(torch.utils.data.Dataset):
+    """Like torchvision.datasets.CIFAR10: an HWC uint8 array, one PIL image per item."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, transform) -> None:
+        self.data, self.targets, self.transform = images, targets.tolist(), transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        return self.transform(Image.fromarray(self.data[i])), self.targets[i]
+
+
+class WithIndex(torch.utils.data.Dataset):
+    """The index wrapper the authors put around a Subset (returns the sample's index too)."""
+
+    def __init__(self, inner: torch.utils.data.Dataset) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        x, y = self.inner[i]
+        return x, y, i
+
+
+def classwise_metrics(y_true: np.ndarray, y_pred: np.ndarray, losses: np.ndarray, k: int) -> dict:
+    """Per-class precision/recall/F1/loss with one sklearn call per class, plus overall accuracy and loss."""
+    per_class = {}
+    for c in range(k):
+        p, r, f, _ = precision_recall_fscore_support(y_true == c, y_pred == c, average="binary", zero_division=0)
+        per_class[c] = {"precision": p, "recall": r, "f1": f, "loss": float(losses[y_true == c].mean())}
+    return {"accuracy": accuracy_score(y_true, y_pred), "loss": float(losses.mean()), "classes": per_class}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def now() -> np.ndarray:
+    """(wall clock, this process's CPU time) in seconds; CPU time is the steadier figure on a shared machine."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device,
+                    eval_n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A: one epoch over the subset ``idx``, then its train/val/test metrics; returns (train, eval) (wall s, CPU s) pairs."""
+    mean, std = data.mean.tolist(), data.std.tolist()
+    shift = data.max_shift / data.input_shape[-1]
+    train_tf = transforms.Compose([transforms.RandomHorizontalFlip(),
+                                   transforms.RandomAffine(degrees=0, translate=(shift, shift)),
+                                   transforms.ToTensor(), transforms.Normalize(mean, std)])
+    plain_tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+    hwc = lambda x: np.ascontiguousarray(x.permute(0, 2, 3, 1).squeeze(-1).numpy())   # noqa: E731
+    train_set = WithIndex(Subset(ArrayImages(hwc(data.x_train), data.y_train.numpy(), train_tf),
+                                 idx))
+    loader = DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=0)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[80, 120], gamma=0.2)
+    k = data.num_classes
+
+    sync(device)
+    t0 = now()
+    model.train()
+    outs, targets = [], []
+    for x, y, _ in loader:
+        x, y = x.to(device), y.to(device)
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        outs.append(logits.detach().cpu())
+        targets.append(y.cpu())
+    sched.step()
+    sync(device)
+    t1 = now()
+
+    logits = torch.cat(outs)
+    y_tr = torch.cat(targets)
+    metrics = {"train": classwise_metrics(y_tr.numpy(), logits.argmax(1).numpy(),
+                                          F.cross_entropy(logits, y_tr, reduction="none").numpy(), k)}
+    model.eval()
+    for split, x_split, y_split in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
+        x_split, y_split = x_split[:eval_n], y_split[:eval_n]
+        eval_loader = DataLoader(ArrayImages(hwc(x_split), y_split.numpy(), plain_tf), batch_size=batch,
+                                 shuffle=False, num_workers=0)
+        preds, losses, ys = [], [], []
+        with torch.no_grad():
+            for x, y in eval_loader:
+                out = model(x.to(device))
+                preds.append(out.argmax(1).cpu())
+                losses.append(F.cross_entropy(out, y.to(device), reduction="none").cpu())
+                ys.append(y)
+        metrics[split] = classwise_metrics(torch.cat(ys).numpy(), torch.cat(preds).numpy(),
+                                           torch.cat(losses).numpy(), k)
+    sync(device)
+    return t1 - t0, now() - t1
+
+
+# ---- B / C: ours --------------------------------------------------------------------------------------------
+
+def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device, precision: str,
+               eval_n: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """B/C: one epoch over the subset ``idx`` with val evaluated by the trainer, then test evaluated once;
+    returns (train, eval) (wall s, CPU s) pairs. The end of training is stamped (after a device sync) by the progress
+    callback at the last step."""
+    cfg = TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+                      augment=True, precision=precision, eval_val_every_epoch=True)
+    view = copy.copy(data)
+    view.x_val, view.y_val = data.x_val[:eval_n], data.y_val[:eval_n]
+    stamps: list[np.ndarray] = []
+
+    def on_event(event: dict) -> None:
+        if event["event"] == "step" and event["step"] == event["steps"]:
+            sync(device)
+            stamps.append(now())
+
+    sync(device)
+    t0 = now()
+    result = train(model, view, idx, cfg, device=device, progress=on_event)    # steps + the val evaluation
+    rt = resolve_runtime(device, precision)
+    evaluate(result.model, data.x_test[:eval_n], data.y_test[:eval_n], Normalizer(data, rt.device), rt,
+             data.num_classes)                                                  # one host copy: synced
+    return stamps[0] - t0, now() - stamps[0]
+
+
+# ---- driver -------------------------------------------------------------------------------------------------
+
+def cpu_name() -> str:
+    path = Path("/proc/cpuinfo")
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def epochs_at(density: float, full_epochs: int) -> int:
+    """The authors' epoch scaling for a pruned run: int((0.5 + 0.5 d) E / d)."""
+    return int((0.5 + 0.5 * density) * full_epochs / density)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", help="image-folder root (PATH/train, PATH/test); default: generated 32x32 data")
+    ap.add_argument("--model", default="cnn", help="model registry name (default: cnn)")
+    ap.add_argument("--density", type=float, default=0.1,
+                    help="the timed prefix is one epoch over a random subset of this fraction (default 0.1)")
+    ap.add_argument("--full-epochs", type=int, default=160, help="full-data epochs E of the recipe (default 160)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions per configuration (median reported)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: one run per core)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--eval-n", type=int, default=None, help="cap on val and test sizes (default: all)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = resolve_runtime(args.device, "fp32").device
+    t_load = time.perf_counter()
+    data = load(args.data)
+    t_load = time.perf_counter() - t_load
+    torch.manual_seed(0)
+    base = build_model(args.model, data.input_shape, data.num_classes)
+    init = copy.deepcopy(base.state_dict())
+    fast = resolve_runtime(device, "auto")
+    n_train = data.x_train.shape[0]
+    idx = np.sort(np.random.default_rng(0).choice(n_train, int(args.density * n_train), replace=False))
+    warm_idx = idx[:5 * args.batch_size + 8]
+    n_val, n_test = (min(n, args.eval_n or n) for n in (data.x_val.shape[0], data.x_test.shape[0]))
+    steps = -(-len(idx) // args.batch_size)
+    run_epochs = epochs_at(args.density, args.full_epochs)
+
+    print(f"# trainer_speed: torch {torch.__version__}, device {device} "
+          f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name()}), "
+          f"{torch.get_num_threads()} thread(s), {args.reps} timed reps + 1 short warm-up per configuration")
+    print(f"# data: {data.name} ({data.source or 'generated'}), train {n_train}, val {n_val}, test {n_test}, "
+          f"decoded once in {t_load:.1f} s; model {args.model}; C runs in {fast.dtype} "
+          f"(channels_last={fast.channels_last})")
+    print(f"# bounded prefix: ONE epoch at density {args.density} ({len(idx)} images, {steps} steps of "
+          f"{args.batch_size}, partial last batch kept) + one val+test evaluation ({n_val + n_test} images); "
+          f"not a full run")
+
+    configs = {
+        "A reference (PIL + DataLoader, fp32)":
+            lambda m, i, e: reference_epoch(m, data, i, args.batch_size, device, e),
+        "B ours faithful (fp32)":
+            lambda m, i, e: ours_epoch(m, data, i, args.batch_size, device, "fp32", e),
+        f"C ours fast ({'bf16' if fast.dtype == torch.bfloat16 else 'fp32'})":
+            lambda m, i, e: ours_epoch(m, data, i, args.batch_size, device, "auto", e),
+    }
+    timings = {}
+    for name, run in configs.items():
+        model = copy.deepcopy(base)
+        model.load_state_dict(init)
+        run(model.to(device), warm_idx, 256)                                      # warm-up, untimed
+        reps = []
+        for _ in range(args.reps):
+            model = copy.deepcopy(base)
+            model.load_state_dict(init)
+            reps.append(np.concatenate(run(model.to(device), idx, args.eval_n)))
+        med = np.median(np.array(reps), axis=0)   # train wall, train cpu, eval wall, eval cpu
+        timings[name] = med
+        print(f"{name:38s} train {len(idx) / med[0]:6.0f} img/s ({len(idx) / med[1]:6.0f} per CPU-s) | "
+              f"val+test eval {med[2]:6.2f} s ({med[3]:6.2f} CPU-s) | epoch + eval {med[0] + med[2]:6.2f} s")
+
+    (a, b, c) = timings.values()
+    per_epoch = lambda t, evals: t[[0, 1]] + t[[2, 3]] * evals   # noqa: E731  (wall, cpu) per epoch
+    a_ep, b_ep, c_ep, c_pol = per_epoch(a, 1), per_epoch(b, 1), per_epoch(c, 1), per_epoch(c, 1 / run_epochs)
+    print(f"# C's evaluation policy for a final model at d={args.density} ({run_epochs} epochs with the "
+          f"(0.5+0.5d)/d scaling of E={args.full_epochs}): val+test once at the end instead of every epoch "
+          f"-> {c_pol[0]:.2f} s per epoch (extrapolated from the timed parts)")
+    print("# ratios: wall clock (CPU time in brackets; this machine is shared, CPU time is the steadier one)")
+    print(f"training img/s: A {len(idx) / a[0]:.0f}, B {len(idx) / b[0]:.0f}, C {len(idx) / c[0]:.0f}; "
+          f"training speed-up B {a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x), C {a[0] / c[0]:.2f}x ({a[1] / c[1]:.2f}x)")
+    print(f"speed-up vs A, same work (one epoch + one val/test eval): B faithful {a_ep[0] / b_ep[0]:.2f}x "
+          f"({a_ep[1] / b_ep[1]:.2f}x), C fast {a_ep[0] / c_ep[0]:.2f}x ({a_ep[1] / c_ep[1]:.2f}x)")
+    print(f"speed-up vs A, per epoch with C's eval policy: C fast {a_ep[0] / c_pol[0]:.2f}x "
+          f"({a_ep[1] / c_pol[1]:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
