@@ -18,19 +18,21 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from drop_core.errors import DropError
 from drop_core.registry import Registry
-from drop_core.store import Store, default_store_path
+
+if TYPE_CHECKING:   # imported where used: a Ray worker that only relays progress stays light
+    from drop_core.store import Store
 
 AXES = ("scorer", "quoter", "density", "seed")   # the RunConfig fields a grid varies
-FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling")   # not read by the query stage
+# RunConfig fields only the final model reads (the query plan covers how quoter and density shape the query stage)
+FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling", "selection", "augment")
 POLL_SECONDS = 0.5            # driver: how often it collects progress and checks cancel flags
 EVENT_EVERY_SECONDS = 2.0     # worker: at most one progress event per run this often within one (stage, epoch)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -94,12 +96,26 @@ def expand_grid(spec: GridSpec) -> list[dict]:
             for s, q, d, seed in itertools.product(*axes.values())]
 
 
-def query_groups(configs: list[dict]) -> list[list[int]]:
-    """Indices of grid points that share one query stage (configs equal but for final-model fields)."""
+def query_family(config: dict) -> str:
+    """Grid points whose query stages may train the same query models (they differ at most in the scorer).
+
+    Their query stages run one after another, so a shared query model is trained once and
+    found in the cache by the next scorer.
+    """
+    return json.dumps({k: v for k, v in config.items() if k not in FINAL_ONLY and k != "scorer"},
+                      sort_keys=True, default=str)
+
+
+def query_groups(configs: list[dict], plans: list[Any]) -> list[list[int]]:
+    """Indices of grid points that share one query stage.
+
+    Points share it when their configs are equal but for final-model fields and their query
+    plans (what the query stage trains, ``pipeline.query_plan``) are equal.
+    """
     groups: dict[str, list[int]] = {}
-    for i, cfg in enumerate(configs):
+    for i, (cfg, plan) in enumerate(zip(configs, plans, strict=True)):
         shared = {k: v for k, v in cfg.items() if k not in FINAL_ONLY}
-        groups.setdefault(json.dumps(shared, sort_keys=True, default=str), []).append(i)
+        groups.setdefault(json.dumps([shared, plan], sort_keys=True, default=str), []).append(i)
     return list(groups.values())
 
 
@@ -110,7 +126,7 @@ def run_point(config: dict, *, progress: Callable[[dict], None] | None = None,
     """Run one grid point through the pipeline without a store; return ``RunResult.to_dict()``."""
     from drop_core import pipeline
 
-    result = pipeline.run(pipeline.RunConfig(**config), progress=progress, should_stop=should_stop,
+    result = pipeline.run(pipeline.RunConfig.from_dict(config), progress=progress, should_stop=should_stop,
                           cache_dir=cache_dir)
     return result.to_dict()
 
@@ -120,19 +136,47 @@ def run_query(config: dict, *, progress: Callable[[dict], None] | None = None,
     """Train/load the query model(s) and scores a grid point needs into the on-disk cache."""
     from drop_core import pipeline
 
-    pipeline.query_stage(pipeline.RunConfig(**config), progress=progress, cache_dir=cache_dir)
+    pipeline.query_stage(pipeline.RunConfig.from_dict(config), progress=progress, cache_dir=cache_dir)
 
 
-def run_key(config: dict) -> str:
-    """The store key of a grid point (the pipeline hashes the resolved config and code version)."""
+def resolve_point(config: dict, device: str) -> tuple[dict, str, Any]:
+    """The resolved config, store key and query plan of a grid point that will run on ``device``.
+
+    The driver resolves for the workers' device (``cpu`` or ``cuda``), which it may not have
+    itself, so that the key it checks the store with is the key the worker computes.
+    """
+    import dataclasses
+
     from drop_core import pipeline
 
-    return pipeline.run_key(pipeline.RunConfig(**config))
+    cfg = pipeline.RunConfig.from_dict({**config, "device": "cpu"})
+    resolved = dataclasses.replace(pipeline.resolve(cfg)[0], device=device)
+    plan = pipeline.query_plan(resolved)
+    return resolved.to_dict(), pipeline.run_key(resolved), (plan.schedule, plan.epochs, plan.inits)
 
 
-def _environment() -> dict:
-    """Where a grid point ran: host, process, and the Ray node and GPUs when on Ray."""
-    env: dict[str, Any] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+def point_device(requested: str, engine: str, gpus_per_run: float) -> str:
+    """The device of every grid point: on the local engine, this machine's; on Ray, ``auto`` means
+    cuda when each point gets a GPU share (``gpus_per_run``), else cpu."""
+    from drop_core.train.device import resolve_device
+
+    if engine == "local":
+        return resolve_device(requested).type
+    if requested not in ("auto", "cpu", "cuda"):
+        raise DropError(f"The 'device' parameter of a Ray sweep must be one of auto, cpu, cuda. "
+                        f"Got {requested!r} instead.")
+    device = ("cuda" if gpus_per_run > 0 else "cpu") if requested == "auto" else requested
+    if device == "cuda" and gpus_per_run <= 0:
+        raise DropError("Grid points on device 'cuda' need a GPU share from Ray; give --gpus-per-run "
+                        "(e.g. 0.25 or 1).")
+    return device
+
+
+def _environment(device: str) -> dict:
+    """Where a grid point ran: the pipeline's environment, and the Ray node and GPUs when on Ray."""
+    from drop_core import pipeline
+
+    env: dict[str, Any] = {**pipeline.environment(device), "pid": os.getpid()}
     if "ray" in sys.modules:
         import ray
 
@@ -143,16 +187,15 @@ def _environment() -> dict:
 
 
 class _Throttle:
-    """Progress callback: forwards an event when its (stage, epoch) changes, else at most every few seconds."""
+    """Progress callback: forwards every event but per-step ones, and those at most every few seconds."""
 
     def __init__(self, send: Callable[[dict], None]) -> None:
-        self._send, self._last, self._at = send, None, 0.0
+        self._send, self._at = send, 0.0
 
     def __call__(self, event: dict) -> None:
-        mark = (event.get("stage"), event.get("epoch"))
         now = time.monotonic()
-        if mark != self._last or now - self._at >= EVENT_EVERY_SECONDS:
-            self._last, self._at = mark, now
+        if event.get("event") != "step" or now - self._at >= EVENT_EVERY_SECONDS:
+            self._at = now
             self._send(dict(event))
 
 
@@ -175,9 +218,11 @@ class _Relay:
         """A blocking call on it guarantees the caller's earlier pushes have arrived."""
 
 
-def _ray_query(config: dict, group: int, relay, threads: int, cache_dir: str | None) -> str | None:
-    """Returns None, or the error text that each point of the group then fails with."""
-    import ray
+def _ray_query(config: dict, group: int, relay, threads: int, cache_dir: str | None, _after: Any) -> str | None:
+    """Returns None, or the error text that each point of the group then fails with.
+
+    ``_after`` is the previous query stage of the same family (Ray starts this one when it is done).
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -185,25 +230,30 @@ def _ray_query(config: dict, group: int, relay, threads: int, cache_dir: str | N
         run_query(config, progress=_Throttle(lambda ev: relay.push.remote(("query", group, ev))), cache_dir=cache_dir)
     except Exception as exc:   # reported by every point that needed this query stage
         return _error_text(exc)
-    finally:
-        ray.get(relay.ping.remote())
     return None
 
 
 def _ray_point(config: dict, run_id: int, relay, threads: int, cache_dir: str | None,
                query_error: str | None) -> dict:
-    import ray
+    """``{"result", "error", "flushed"}``; ``flushed`` resolves once the relay has this run's events.
+
+    The task never blocks on the relay: a blocking ``ray.get`` inside a task lends its CPU
+    out, and Ray would start extra worker processes.
+    """
     import torch
 
+    result, error = None, None
     if query_error is not None:
-        raise DropError(f"query stage failed: {query_error}")
-    torch.set_num_threads(threads)
-    relay.push.remote(("start", run_id, _environment()))
-    try:
-        return run_point(config, progress=_Throttle(lambda ev: relay.push.remote(("point", run_id, ev))),
-                         cache_dir=cache_dir)
-    finally:
-        ray.get(relay.ping.remote())
+        error = f"query stage failed: {query_error}"
+    else:
+        torch.set_num_threads(threads)
+        relay.push.remote(("start", run_id, _environment(config["device"])))
+        try:
+            result = run_point(config, progress=_Throttle(lambda ev: relay.push.remote(("point", run_id, ev))),
+                               cache_dir=cache_dir)
+        except Exception as exc:   # recorded for this point; the sweep goes on
+            error = _error_text(exc)
+    return {"result": result, "error": error, "flushed": relay.ping.remote()}
 
 
 # --- the driver ----------------------------------------------------------------------------
@@ -283,7 +333,7 @@ ENGINES: Registry[Callable[[list[Point], list[list[int]], _Recorder, EngineOptio
 
 @ENGINES.register("local", "sequentially in this process; no Ray needed")
 def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: EngineOptions) -> None:
-    from drop_core.train.trainer import Stopped
+    from drop_core.pipeline import Cancelled
 
     for group in groups:
         members = [todo[i] for i in group]
@@ -296,12 +346,15 @@ def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts:
             continue
         for p in members:
             rid = p.run_id
-            rec.started(rid, _environment())
+            if rec.store.cancel_requested(rid):
+                rec.failed(rid, "cancelled by request", status="cancelled")
+                continue
+            rec.started(rid, _environment(p.config["device"]))
             try:
                 result = run_point(p.config, progress=_Throttle(lambda ev, rid=rid: rec.event(rid, ev)),
                                    should_stop=lambda rid=rid: rec.store.cancel_requested(rid),
                                    cache_dir=opts.cache_dir)
-            except Stopped:
+            except Cancelled:
                 rec.failed(rid, "cancelled by request", status="cancelled")
             except Exception as exc:
                 rec.failed(rid, _error_text(exc))
@@ -321,31 +374,45 @@ def _run_ray(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: E
         point_task = ray.remote(_ray_point).options(**res)
         pending: dict[Any, Point] = {}
         group_of: dict[int, list[Point]] = {}
+        last_of_family: dict[str, Any] = {}
         for g, group in enumerate(groups):
             members = [todo[i] for i in group]
             group_of[g] = members
-            qref = query_task.remote(members[0].config, g, relay, threads, opts.cache_dir)
+            family = query_family(members[0].config)
+            qref = query_task.remote(members[0].config, g, relay, threads, opts.cache_dir, last_of_family.get(family))
+            last_of_family[family] = qref
             for p in members:
                 pending[point_task.remote(p.config, p.run_id, relay, threads, opts.cache_dir, qref)] = p
+        def drain() -> None:
+            for kind, ident, event in ray.get(relay.drain.remote()):
+                if kind == "start":
+                    rec.started(ident, event)
+                elif kind == "point":
+                    rec.event(ident, event)
+                else:   # a query stage: shown on every point waiting for it
+                    for p in group_of[ident]:
+                        rec.event(p.run_id, event)
+
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
-                for kind, ident, event in ray.get(relay.drain.remote()):
-                    if kind == "start":
-                        rec.started(ident, event)
-                    elif kind == "point":
-                        rec.event(ident, event)
-                    else:   # a query stage: shown on every point waiting for it
-                        for p in group_of[ident]:
-                            rec.event(p.run_id, event)
+                drain()
                 for ref in ready:
                     p = pending.pop(ref)
                     try:
-                        rec.finished(p.run_id, ray.get(ref))
+                        out = ray.get(ref)
                     except ray.exceptions.TaskCancelledError:
                         rec.failed(p.run_id, "cancelled by request", status="cancelled")
-                    except ray.exceptions.RayTaskError as exc:
-                        rec.failed(p.run_id, _error_text(exc.cause if exc.cause is not None else exc))
+                        continue
+                    except ray.exceptions.RayError as exc:   # the worker died, the node was lost, ...
+                        rec.failed(p.run_id, _error_text(getattr(exc, "cause", None) or exc))
+                        continue
+                    ray.get(out["flushed"])
+                    drain()
+                    if out["error"] is None:
+                        rec.finished(p.run_id, out["result"])
+                    else:
+                        rec.failed(p.run_id, out["error"])
                 for ref, p in pending.items():
                     if rec.store.cancel_requested(p.run_id):
                         ray.cancel(ref)
@@ -372,11 +439,11 @@ class ray_session:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
         if self.address:
             # The cluster's workers get this checkout of drop_core (its Python dependencies must be installed there).
-            kwargs["runtime_env"] = {"py_modules": [str(REPO_ROOT / "drop_core")]}
-            ray.init(address=self.address, **kwargs)
+            ray.init(address=self.address, runtime_env={"py_modules": [str(REPO_ROOT / "drop_core")]}, **kwargs)
         else:
-            ray.init(num_cpus=self.num_cpus or os.cpu_count(),
-                     runtime_env={"env_vars": {"PYTHONPATH": _pythonpath()}}, **kwargs)
+            # Workers of a local instance inherit this environment: make this checkout importable there.
+            os.environ["PYTHONPATH"] = _pythonpath()
+            ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
         self._owned = True
         return self
 
@@ -388,8 +455,8 @@ class ray_session:
 
 
 def _pythonpath() -> str:
-    extra = os.environ.get("PYTHONPATH")
-    return str(REPO_ROOT) + (os.pathsep + extra if extra else "")
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(paths if str(REPO_ROOT) in paths else [str(REPO_ROOT), *paths])
 
 
 @dataclass
@@ -412,9 +479,18 @@ class SweepReport:
                 "counts": self.counts(), "points": [asdict(p) for p in self.points]}
 
 
-def plan(spec: GridSpec, store: Store, sweep_id: int) -> list[Point]:
-    """Expand the grid, skip points finished (or active) in the store, queue the others as runs."""
-    points = [Point(cfg, run_key(cfg)) for cfg in expand_grid(spec)]
+def resolve_grid(spec: GridSpec, device: str) -> tuple[list[Point], list[Any]]:
+    """Every grid point resolved (a bad value fails here, before anything is stored), with its query plan."""
+    points, plans = [], []
+    for cfg in expand_grid(spec):
+        resolved, key, query = resolve_point(cfg, device)
+        points.append(Point(resolved, key))
+        plans.append(query)
+    return points, plans
+
+
+def register(points: list[Point], store: Store, sweep_id: int) -> None:
+    """Mark points finished (or active) in the store as skipped; queue the others as runs of the sweep."""
     for p in points:
         done = store.finished_run_for_key(p.key)
         active = None if done is not None else store.active_run_for_key(p.key)
@@ -422,7 +498,6 @@ def plan(spec: GridSpec, store: Store, sweep_id: int) -> list[Point]:
             p.run_id, p.status = (done, "skipped") if done is not None else (active, "active")
         else:
             p.run_id = store.create_run(p.config, p.key, sweep_id=sweep_id)
-    return points
 
 
 def run_sweep(spec: GridSpec, store: Store, *, engine: str = "ray", options: EngineOptions = EngineOptions(),
@@ -431,16 +506,19 @@ def run_sweep(spec: GridSpec, store: Store, *, engine: str = "ray", options: Eng
     runner = ENGINES.get(engine)
     _check_options(options)
     start = time.perf_counter()
+    device = point_device(str(spec.base.get("device", "auto")), engine, options.gpus_per_run)
+    points, plans = resolve_grid(spec, device)
     if sweep_id is None:
         sweep_id = store.create_sweep(spec.name or f"{spec.dataset} sweep", spec.to_dict())
-    points = plan(spec, store, sweep_id)
-    todo = [p for p in points if p.status == "queued"]
+    register(points, store, sweep_id)
+    todo = [(p, q) for p, q in zip(points, plans) if p.status == "queued"]
     echo(f"sweep {sweep_id}: {len(points)} points, {len(points) - len(todo)} already done or active, "
          f"{len(todo)} to run on {engine}")
-    rec = _Recorder(store, todo, echo)
+    run_points = [p for p, _ in todo]
+    rec = _Recorder(store, run_points, echo)
     try:
         if todo:
-            runner(todo, query_groups([p.config for p in todo]), rec, options)
+            runner(run_points, query_groups([p.config for p in run_points], [q for _, q in todo]), rec, options)
     finally:
         rec.interrupt_unfinished()
     return SweepReport(sweep_id, engine, time.perf_counter() - start, points)
@@ -470,6 +548,8 @@ def launch_sweep(grid_spec: GridSpec | Mapping[str, Any], store_path: str | None
     spec = grid_spec if isinstance(grid_spec, GridSpec) else GridSpec.from_dict(grid_spec)
     options = EngineOptions(address=address, num_cpus=num_cpus, cpus_per_run=cpus_per_run,
                             gpus_per_run=gpus_per_run, cache_dir=cache_dir)
+    from drop_core.store import Store
+
     return run_sweep(spec, Store(store_path), engine=engine, options=options, sweep_id=sweep_id).to_dict()
 
 
@@ -477,6 +557,8 @@ def launch_sweep(grid_spec: GridSpec | Mapping[str, Any], store_path: str | None
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``python -m drop_core sweep``; the handler is ``args.func(args) -> exit code``."""
+    from drop_core.store import default_store_path
+
     p = subparsers.add_parser(
         "sweep", help="run a grid of scorers x quota rules x densities x seeds on Ray (or in-process)",
         description="Run every combination of --scorers x --quoters x --densities x --seeds on one dataset. "
@@ -526,6 +608,8 @@ def spec_from_args(args: argparse.Namespace) -> GridSpec:
 
 def cli_sweep(args: argparse.Namespace) -> int:
     """``python -m drop_core sweep``: 0 when every point finished or was already done, 1 otherwise."""
+    from drop_core.store import Store
+
     spec = spec_from_args(args)
     options = EngineOptions(address=args.address, num_cpus=args.num_cpus, cpus_per_run=args.cpus_per_run,
                             gpus_per_run=args.gpus_per_run, cache_dir=args.cache_dir)

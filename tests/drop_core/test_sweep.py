@@ -8,7 +8,10 @@ import os
 
 import pytest
 
+import torch
+
 from drop_core import sweep
+from drop_core.cli import main as cli_main
 from drop_core.errors import DropError
 from drop_core.store import Store
 
@@ -53,15 +56,22 @@ def test_expand_grid_rejects_an_axis_in_base():
                             "parameter instead. Got base keys ['density', 'epochs'].")
 
 
-def test_query_groups_share_everything_but_quota_rule_and_density():
+def test_query_groups_share_everything_but_final_model_fields():
     points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("el2n", "forgetting"),
                                               quoters=("uniform", "drop"), densities=(0.3, 0.6), seeds=(0, 1)))
-    groups = sweep.query_groups(points)
+    groups = sweep.query_groups(points, [("early", 3, 2)] * len(points))
     assert len(groups) == 4                      # 2 scorers x 2 seeds
     assert sorted(i for g in groups for i in g) == list(range(16))
     for g in groups:
         assert len({(points[i]["scorer"], points[i]["seed"]) for i in g}) == 1
         assert len({(points[i]["quoter"], points[i]["density"]) for i in g}) == 4
+
+
+def test_query_groups_split_points_whose_query_plans_differ():
+    points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform", "drop"),
+                                              densities=(0.3, 0.6)))
+    plans = [("none", 0, 0) if p["quoter"] == "uniform" else ("early", 1, 3) for p in points]
+    assert sweep.query_groups(points, plans) == [[0, 1], [2, 3]]
 
 
 def test_grid_spec_round_trips_through_plain_data():
@@ -86,3 +96,111 @@ def test_unknown_engine_lists_the_valid_ones(tmp_path):
     with pytest.raises(DropError) as e:
         sweep.run_sweep(GRID, Store(tmp_path / "s.sqlite"), engine="dask")
     assert str(e.value) == "Unknown engine 'dask'. Valid engines: local, ray."
+
+
+# --- real sweeps on one local Ray instance ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance (2 CPUs) for the module, started and stopped by the sweep's own session."""
+    import ray
+
+    torch.set_num_threads(1)
+    with sweep.ray_session(num_cpus=2):
+        assert ray.cluster_resources()["CPU"] == 2
+        yield
+    assert not ray.is_initialized()
+
+
+@pytest.fixture(scope="module")
+def ray_sweep(ray_instance, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    store = Store(root / "drop.sqlite")
+    options = sweep.EngineOptions(cache_dir=str(root / "cache"))
+    report = sweep.run_sweep(GRID, store, engine="ray", options=options)
+    return store, options, report
+
+
+@pytest.mark.slow
+def test_ray_sweep_lands_every_grid_point_in_the_store(ray_sweep):
+    store, _, report = ray_sweep
+    assert report.counts() == {"finished": 8}
+    runs = store.list_runs(sweep_id=report.sweep_id)
+    assert list(runs.status) == ["finished"] * 8
+    got = sorted(zip(runs.scorer, runs.quoter, runs.density, runs.seed))
+    assert got == sorted(itertools.product(GRID.scorers, GRID.quoters, GRID.densities, GRID.seeds))
+    assert (runs.epochs == 2).all() and (runs.model == "mlp").all()     # resolved configs are stored
+    metrics = store.class_metrics(list(runs.id))
+    assert len(metrics[metrics.split == "test"]) == 8 * 10               # digits: 10 classes per run
+
+
+@pytest.mark.slow
+def test_ray_sweep_reports_progress_and_shares_the_query_stage(ray_sweep):
+    store, _, report = ray_sweep
+    for p in report.points:
+        events = store.events(p.run_id)
+        stages = [e["stage"] for e in events]
+        assert "final" in stages and stages[-1] == "done"       # progress flowed back through the driver
+        run = store.get_run(p.run_id)
+        assert run["environment"]["ray_node"]                   # the worker said where it ran
+        assert run["summary"]["query_cache_hit"]                # the query stage ran before the point
+
+
+@pytest.mark.slow
+def test_rerunning_a_sweep_skips_finished_points(ray_sweep):
+    store, options, first = ray_sweep
+    again = sweep.run_sweep(GRID, store, engine="ray", options=options)
+    assert again.counts() == {"skipped": 8}
+    assert [p.run_id for p in again.points] == [p.run_id for p in first.points]
+    assert len(store.list_runs()) == 8
+
+
+@pytest.mark.slow
+def test_a_failing_point_is_recorded_and_the_others_finish(ray_sweep):
+    store, options, _ = ray_sweep
+    # density 0.0001 passes the config checks but keeps no training sample: the pipeline rejects it at selection
+    spec = sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform",),
+                          densities=(0.0001, 0.55, 0.85), base=TINY)
+    report = sweep.run_sweep(spec, store, engine="ray", options=options)
+    assert report.counts() == {"failed": 1, "finished": 2}
+    failed = next(p for p in report.points if p.status == "failed")
+    run = store.get_run(failed.run_id)
+    assert run["status"] == "failed" and run["config"]["density"] == 0.0001
+    assert run["error"].startswith("Density 0.0001 keeps no sample of the ")
+    assert run["error"] == failed.error
+
+
+@pytest.mark.slow
+def test_cli_sweep_on_ray_prints_a_json_report(ray_sweep, capsys):
+    store, options, _ = ray_sweep
+    code = cli_main(["sweep", "--dataset", "digits", "--scorers", "random", "--quoters", "uniform",
+                     "--densities", "0.4", "0.55", "--epochs", "2", "--store", str(store.path),
+                     "--cache-dir", options.cache_dir, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["counts"] == {"skipped": 2}                     # both ran already (grid and failure tests)
+
+
+# --- the same grid in-process ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_local_engine_computes_what_ray_computed(ray_sweep, tmp_path):
+    ray_store, options, first = ray_sweep
+    spec = sweep.GridSpec(dataset="digits", scorers=("el2n",), quoters=("drop",), densities=(0.4,), base=TINY)
+    store = Store(tmp_path / "local.sqlite")
+    report = sweep.run_sweep(spec, store, engine="local", options=options)
+    assert report.counts() == {"finished": 1}
+    point = report.points[0]
+    twin = next(p for p in first.points if p.key == point.key)
+    ours, theirs = store.class_metrics([point.run_id]), ray_store.class_metrics([twin.run_id])
+    assert list(ours.accuracy) == list(theirs.accuracy)
+    assert (store.kept_indices(point.run_id) == ray_store.kept_indices(twin.run_id)).all()
+
+
+def test_cli_sweep_rejects_a_bad_density_before_storing_anything(tmp_path, capsys):
+    code = cli_main(["sweep", "--engine", "local", "--dataset", "digits", "--scorers", "random", "--quoters",
+                     "uniform", "--densities", "1.5", "--store", str(tmp_path / "s.sqlite")])
+    assert code == 1
+    assert capsys.readouterr().err == ("error: The 'density' parameter of run must be a float in the range "
+                                       "(0.0, 1.0]. Got 1.5 instead.\n")
+    assert len(Store(tmp_path / "s.sqlite").list_runs()) == 0
