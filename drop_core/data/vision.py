@@ -6,7 +6,8 @@ DropError that names the folder searched and how to obtain the data.
 
 Normalisation: CIFAR-10/100 use the constants of the authors' code (paper notes, Section 3.3);
 the others use per-channel statistics of their train split. Augmentation follows the paper
-for CIFAR (horizontal flip + shifts of at most 4 px); digits (MNIST, SVHN) are never flipped.
+for CIFAR (horizontal flip + shifts of at most 4 px); digits (MNIST, SVHN) are never flipped;
+Fashion-MNIST is (clothing is left-right symmetric); 28 px images shift by at most 2 px.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class TorchvisionSource:
     max_shift: int
     mean: Optional[tuple[float, ...]] = None          # None: computed from the train split
     std: Optional[tuple[float, ...]] = None
+    classes: Optional[tuple[str, ...]] = None         # None: the torchvision dataset's ``classes``
 
 
 def _images_nchw(data) -> np.ndarray:
@@ -59,11 +61,6 @@ def _labels(split) -> np.ndarray:
     if labels is None:
         labels = split.labels                        # SVHN
     return np.asarray(labels, dtype=np.int64)
-
-
-def _classes(split, labels: np.ndarray) -> list[str]:
-    names = getattr(split, "classes", None)
-    return list(names) if names else [str(k) for k in range(int(labels.max()) + 1)]
 
 
 def _open(source: TorchvisionSource, root: str, train: bool, download: bool):
@@ -89,10 +86,9 @@ def load_torchvision(name: str, source: TorchvisionSource, root: Optional[str], 
         os.makedirs(folder, exist_ok=True)
     train = _open(source, folder, True, download)
     test = _open(source, folder, False, False)
-    y_train = _labels(train)
     return assemble(
-        name, _classes(train, y_train),
-        _images_nchw(train.data), y_train, _images_nchw(test.data), _labels(test),
+        name, list(source.classes or train.classes),
+        _images_nchw(train.data), _labels(train), _images_nchw(test.data), _labels(test),
         flip=source.flip, max_shift=source.max_shift, mean=source.mean, std=source.std,
         source=f"torchvision {type(train).__name__} at {folder}",
     )
@@ -119,7 +115,7 @@ SOURCES: dict[str, tuple[str, TorchvisionSource]] = {
     "svhn": ("SVHN digits, 3x32x32, 10 classes, 73k train / 13k val / 13k test (torchvision, no 'extra')",
              TorchvisionSource(
         "SVHN", lambda r, t, d: tvd.SVHN(r, split="train" if t else "test", download=d),
-        "train_32x32.mat and test_32x32.mat", flip=False, max_shift=4)),
+        "train_32x32.mat and test_32x32.mat", flip=False, max_shift=4, classes=tuple("0123456789"))),
 }
 
 

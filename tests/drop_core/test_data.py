@@ -8,7 +8,9 @@ import struct
 import numpy as np
 import pytest
 import torch
+import scipy.io
 import torchvision.datasets.cifar
+import torchvision.datasets.svhn
 from PIL import Image
 
 from drop_core.data import DATASETS, folders, load_dataset
@@ -293,6 +295,21 @@ def test_cifar10_pickle_batches_are_read_by_torchvision(tmp_path, monkeypatch):
     assert data.y_val.tolist() == data.y_test.tolist() == list(range(10))     # first of each class -> val
     assert data.flip and data.max_shift == 4
     assert data.mean.tolist() == pytest.approx([0.4914, 0.4822, 0.4465])      # the paper's constants
+
+
+def test_svhn_mat_files_are_read_by_torchvision(tmp_path, monkeypatch):
+    monkeypatch.setattr(torchvision.datasets.svhn, "check_integrity", lambda path, md5=None: os.path.isfile(path))
+    rng = np.random.default_rng(0)
+    written = {}
+    for split, n in [("train", 30), ("test", 20)]:
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)          # SVHN's (H, W, C, N)
+        y = (np.arange(n) % 10 + 1)[:, None]                              # labels 1..10, 10 meaning "0"
+        scipy.io.savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
+        written[split] = x
+    data = load_dataset("svhn", root=str(tmp_path))
+    assert data.input_shape == (3, 32, 32) and data.classes == list("0123456789") and not data.flip
+    assert data.y_train[:10].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0]
+    assert np.array_equal(data.x_train[0].numpy(), written["train"][..., 0].transpose(2, 0, 1))
 
 
 @pytest.mark.parametrize("name", list(SOURCES))
