@@ -86,15 +86,15 @@ def _open_image(path: Path, mode: Optional[str]) -> Image.Image:
         raise DropError(f"Cannot decode image file '{path}' ({err}). Remove or replace it and retry.") from None
 
 
-def decode_images(files: Sequence[Path], *, threads: Optional[int] = None) -> np.ndarray:
-    """Decode ``files`` into one uint8 (N, C, H, W) array (C = 1 for grayscale, else 3).
+def decode_images(files: Sequence[Path], *, mode: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+    """Decode ``files`` into one uint8 (N, C, H, W) array (C = 1 for mode "L", 3 for "RGB").
 
-    The first image fixes the size and colour mode. A file that cannot be decoded, or whose
-    size differs, is a DropError naming it.
+    The first image fixes the size and, unless ``mode`` is given, the colour mode. A file that
+    cannot be decoded, or whose size differs, is a DropError naming it.
     """
     if not files:
         raise ValueError("decode_images needs at least one file")
-    first = _open_image(files[0], None)
+    first = _open_image(files[0], mode)
     mode, (width, height) = first.mode, first.size
     channels = 1 if mode == "L" else 3
     out = np.empty((len(files), channels, height, width), dtype=np.uint8)
@@ -118,14 +118,14 @@ def decode_images(files: Sequence[Path], *, threads: Optional[int] = None) -> np
 
 
 def cached_decode(data_root: Path, split: str, classes: Sequence[str], files: Sequence[Path],
-                  labels: np.ndarray) -> np.ndarray:
-    """``decode_images(files)``, read from the decode cache when the file listing is unchanged."""
+                  labels: np.ndarray, mode: Optional[str] = None) -> np.ndarray:
+    """``decode_images(files, mode=mode)``, read from the decode cache when the file listing is unchanged."""
     key = cache.fingerprint(data_root, files, classes, labels)
-    path = cache.cache_dir(data_root) / f"{split}-{key}.npz"
+    path = cache.cache_dir(data_root) / f"{split}-{mode or 'auto'}-{key}.npz"
     hit = cache.load(path)
     if hit is not None and hit[0].shape[0] == len(files) and np.array_equal(hit[1], labels):
         return hit[0]
-    images = decode_images(files)
+    images = decode_images(files, mode=mode)
     try:
         cache.save(path, images, labels)
     except OSError:
@@ -153,13 +153,17 @@ def load_image_folder(path: str, *, name: Optional[str] = None, mean=None, std=N
                              test_dir.name, mean, std)
 
 
-def _assemble_folders(name, root, classes, train_files, y_train, test_files, y_test, test_split, mean, std) -> Dataset:
-    x_train = cached_decode(root, "train", classes, train_files, y_train)
-    x_test = cached_decode(root, test_split, classes, test_files, y_test) if test_files else x_train[:0]
-    if x_test.shape[1:] != x_train.shape[1:]:
+def _assemble_folders(name: str, root: Path, classes: list[str], train_files: list[Path], y_train: np.ndarray,
+                      test_files: list[Path], y_test: np.ndarray, test_split: str, mean, std,
+                      mode: Optional[str] = None) -> Dataset:
+    """Decode (or read cached) train and test images and assemble the Dataset; test follows train's colour mode."""
+    x_train = cached_decode(root, "train", classes, train_files, y_train, mode)
+    test_mode = "L" if x_train.shape[1] == 1 else "RGB"
+    x_test = cached_decode(root, test_split, classes, test_files, y_test, test_mode) if test_files else x_train[:0]
+    if x_test.shape[2:] != x_train.shape[2:]:
         raise DropError(
-            f"Test images of '{root}' have shape {x_test.shape[1:]} but train images {x_train.shape[1:]}; "
-            f"all images must share one size and colour mode."
+            f"Test images of '{root}' are {x_test.shape[3]}x{x_test.shape[2]} but train images "
+            f"{x_train.shape[3]}x{x_train.shape[2]}; all images must share one size (resize them first)."
         )
     return assemble(
         name, classes, x_train, y_train, x_test, y_test,
@@ -229,7 +233,7 @@ def load_tinyimagenet(root: Optional[str], download: bool, seed: int) -> Dataset
     test_files, y_test = _tinyimagenet_val(folder / "val", classes)
     words = _wnid_words(folder / "words.txt")
     dataset = _assemble_folders("tinyimagenet", folder, classes, train_files, y_train, test_files, y_test, "val",
-                                TINYIMAGENET_MEAN, TINYIMAGENET_STD)
+                                TINYIMAGENET_MEAN, TINYIMAGENET_STD, mode="RGB")   # a few TinyImageNet JPEGs are grayscale
     dataset.classes = [words.get(w, w) for w in classes]
     return dataset
 

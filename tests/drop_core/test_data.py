@@ -176,6 +176,24 @@ def test_image_of_another_size_is_reported_by_path(tmp_path):
     )
 
 
+def test_test_images_of_another_size_than_train_are_an_error(tmp_path):
+    _write_folder(tmp_path, "train", {"a": 2, "b": 2})
+    _write_folder(tmp_path, "test", {"a": 2, "b": 2}, size=(9, 9))
+    with pytest.raises(DropError) as err:
+        load_dataset(f"imagefolder:{tmp_path}")
+    assert str(err.value) == (
+        f"Test images of '{tmp_path}' are 9x9 but train images 8x8; all images must share one size (resize them first)."
+    )
+
+
+def test_test_images_follow_the_train_colour_mode(tmp_path):
+    _write_folder(tmp_path, "train", {"a": 2, "b": 2})
+    written = _write_folder(tmp_path, "test", {"a": 2, "b": 2}, channels=1)
+    data = load_dataset(f"imagefolder:{tmp_path}")
+    assert data.x_val.shape[1] == 3
+    assert np.array_equal(data.x_val[0, 1].numpy(), next(iter(written.values())))
+
+
 def test_class_with_no_test_images_is_an_error(tmp_path):
     _write_folder(tmp_path, "train", {"a": 2, "b": 2})
     _write_folder(tmp_path, "test", {"a": 2})
