@@ -78,18 +78,17 @@ def explore(p: ExplorerParams, densities: np.ndarray = DENSITY_GRID) -> Explorat
          "pruned_prior0": pruned, "threshold": thresholds, **risk_columns(g, thresholds, prior0)}
     )
 
-    ratio = risk_vs_density_ratio(g, prior0, ratio_grid(g, prior0))
-    marks = rules.iloc[[0, 1, 2, 3]][["rule", "d0", "d1", "worst_class_risk"]]
-    marks = marks.assign(ratio=marks["d0"] / marks["d1"])
-    marks.loc[marks["rule"] == "Worst-class optimum", "ratio"] = opt_ratio
+    marked = [0, 1, 2, 3]  # full data, your class densities, worst-class optimum, toy DRoP
+    ratios = class_d[marked, 0] / class_d[marked, 1]
+    ratios[2] = opt_ratio
+    marks = pd.DataFrame({"rule": [RULES[i] for i in marked], "ratio": ratios, "worst_class_risk": rules["worst_class_risk"].to_numpy()[marked]})
     return Exploration(
         rules=rules,
         curves=class_density_curves(g, prior0),
         bands=ssp_bands(g, p.margin),
-        ratio=ratio,
-        ratio_marks=marks[["rule", "ratio", "worst_class_risk"]].reset_index(drop=True),
+        ratio=risk_vs_density_ratio(g, prior0, ratio_grid(g, prior0)),
+        ratio_marks=marks,
         density=risk_vs_density(g, prior0, densities),
     )
-
 
 __all__ = ["DENSITY_GRID", "RULES", "RISK_COLUMNS", "ExplorerParams", "Exploration", "explore"]

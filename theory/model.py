@@ -7,6 +7,7 @@ over its array arguments; equation numbers follow the reconstruction in ``docs``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.special import ndtr
@@ -76,22 +77,24 @@ class TwoGaussians:
 
         This is s0 / (s0 + s1) (the class risks are then equal) when t* at that prior is finite. Otherwise the
         trivial rule wins there (worst-class risk 1); the optimum is then the prior nearest to it at which a
-        finite t* is still globally optimal, found by bisection towards 1/2 (where t* is always finite) and
+        finite t* is still globally optimal, found by vectorised bisection towards 1/2 (where t* is always finite) and
         returned 1e-9 inside that region, so that round-off in later arithmetic cannot flip the rule.
         """
+        return self._worst_class_prior
+
+    @cached_property
+    def _worst_class_prior(self) -> float:
         s0, s1 = self.sigma
         p = s0 / (s0 + s1)
         if np.isfinite(self._optimal_threshold(np.asarray(p))):
             return p
         infeasible, feasible = p, 0.5
-        for _ in range(200):
-            mid = 0.5 * (infeasible + feasible)
-            if mid in (infeasible, feasible):
-                break
-            if np.isfinite(self._optimal_threshold(np.asarray(mid))):
-                feasible = mid
-            else:
-                infeasible = mid
+        for _ in range(20):  # each round: 33 points from the infeasible to the feasible end, keep the bracketing pair
+            grid = np.linspace(infeasible, feasible, 33)
+            first = int(np.argmax(np.isfinite(self._optimal_threshold(grid))))  # grid[0] is infeasible, so first >= 1
+            if (grid[first - 1], grid[first]) == (infeasible, feasible):
+                break  # float resolution reached
+            infeasible, feasible = grid[first - 1], grid[first]
         return float(feasible + np.sign(0.5 - feasible) * 1e-9)
 
     # ------------------------------------------------------------------ pruning
@@ -148,20 +151,31 @@ class TwoGaussians:
         return self._ssp_kept(m)
 
     def ssp_margin(self, prior0: float | np.ndarray, density: float | np.ndarray) -> float | np.ndarray:
-        """The margin at which SSP keeps the overall fraction ``density`` of the data (bisection, vectorised)."""
+        """The margin at which SSP keeps the overall fraction ``density`` of the data (vectorised).
+
+        The kept fraction f(M) = sum_k phi_k 2 Phi(-M/sigma_k) is decreasing and convex in M, so Newton's
+        method started left of the root (from a table of f) climbs to it monotonically.
+        """
         owner = f"{_OWNER}.ssp_margin"
         p = check_in_range(prior0, "prior0", owner, 0.0, 1.0, lo_open=True, hi_open=True)
         d = check_in_range(density, "density", owner, 0.0, 1.0, lo_open=True)
         p, d = np.broadcast_arrays(p, d)
-        lo = np.zeros(d.shape)
-        hi = np.full(d.shape, 40.0 * max(self.sigma))
-        for _ in range(64):
-            mid = 0.5 * (lo + hi)
-            kept = self._ssp_kept(mid)
-            too_much = p * kept[..., 0] + (1 - p) * kept[..., 1] > d
-            lo = np.where(too_much, mid, lo)
-            hi = np.where(too_much, hi, mid)
-        return scalar_or_array(np.where(d >= 1.0, 0.0, 0.5 * (lo + hi)))
+        s0, s1 = self.sigma
+
+        def excess(m: np.ndarray) -> np.ndarray:
+            kept = self._ssp_kept(m)
+            return p * kept[..., 0] + (1 - p) * kept[..., 1] - d
+
+        table = np.linspace(0.0, 12.0 * max(s0, s1), 257)
+        kept = self._ssp_kept(table)
+        kept_table = p[..., None] * kept[:, 0] + (1 - p[..., None]) * kept[:, 1]
+        m = table[np.maximum((kept_table >= d[..., None]).sum(axis=-1) - 1, 0)]   # last table point left of the root
+        for _ in range(8):
+            slope = -(p * 2 * np.exp(-0.5 * (m / s0) ** 2) / (s0 * np.sqrt(2 * np.pi))
+                      + (1 - p) * 2 * np.exp(-0.5 * (m / s1) ** 2) / (s1 * np.sqrt(2 * np.pi)))
+            step = np.divide(excess(m), slope, out=np.zeros(m.shape), where=slope < 0)
+            m = m - step
+        return scalar_or_array(np.where(d >= 1.0, 0.0, m))
 
     def ssp_risk(self, t: float | np.ndarray, prior0: float | np.ndarray, margin: float | np.ndarray) -> float | np.ndarray:
         """Average risk of rule ``t`` on the SSP-pruned distribution (|x - mu_k| < margin removed, renormalised)."""

@@ -23,7 +23,7 @@ def risk_columns(g: TwoGaussians, threshold: np.ndarray, prior0: float) -> dict[
     }
 
 
-def ratio_grid(g: TwoGaussians, prior0: float, num: int = 241) -> np.ndarray:
+def ratio_grid(g: TwoGaussians, prior0: float, num: int = 121) -> np.ndarray:
     """Log-spaced class-0 density ratios d0/d1 from 1/20 to 20, widened to show the optimal ratio with room."""
     best = optimal_ratio(g, prior0)
     lo, hi = min(0.05, best / 3), max(20.0, best * 3)
@@ -47,46 +47,44 @@ def risk_vs_density_ratio(g: TwoGaussians, prior0: float, ratios: np.ndarray) ->
     return pd.DataFrame({"ratio": r, "pruned_prior0": pruned, "threshold": t, **risk_columns(g, t, prior0)})
 
 
-def method_rules(g: TwoGaussians, prior0: float, densities: np.ndarray) -> dict[str, pd.DataFrame]:
+def method_rules(g: TwoGaussians, prior0: float, densities: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """Per method, the rule each pruning method leads to at overall ``densities`` (exact population version).
 
     Random keeps the priors; Toy DRoP uses Algorithm 1 with the errors of t*(prior0); Optimum uses the
     worst-class-optimal reachable densities; SSP removes |x - mu_k| < M with M set so that the kept fraction
-    equals the density. Columns: density, d0, d1 (kept fraction per class), pruned_prior0, margin, threshold.
+    equals the density. Arrays: density, d0, d1 (kept fraction per class), pruned_prior0, margin, threshold.
     """
     d = check_in_range(densities, "densities", "method_rules", 0.0, 1.0, lo_open=True).ravel()
-    out: dict[str, pd.DataFrame] = {}
-    random = np.stack([d, d], axis=-1)
-    for method, class_d in (
-        ("Random", random),
-        ("Toy DRoP", g.drop_densities(prior0, d)),
-        ("Optimum", g.optimal_densities(prior0, d)),
-    ):
-        pruned = g.pruned_prior(prior0, class_d)
-        out[method] = pd.DataFrame(
-            {"density": d, "d0": class_d[:, 0], "d1": class_d[:, 1], "pruned_prior0": pruned,
-             "margin": np.nan, "threshold": g.optimal_threshold(pruned)}
-        )
     margin = np.asarray(g.ssp_margin(prior0, d))
-    kept = g.ssp_kept(margin)
-    out["SSP"] = pd.DataFrame(
-        {"density": d, "d0": kept[:, 0], "d1": kept[:, 1],
-         "pruned_prior0": prior0 * kept[:, 0] / (prior0 * kept[:, 0] + (1 - prior0) * kept[:, 1]),
-         "margin": margin, "threshold": g.ssp_threshold(prior0, margin)}
-    )
-    return {m: out[m] for m in METHODS}
+    class_d = {
+        "Random": np.stack([d, d], axis=-1),
+        "SSP": g.ssp_kept(margin),
+        "Toy DRoP": g.drop_densities(prior0, d),
+        "Optimum": g.optimal_densities(prior0, d),
+    }
+    out = {}
+    for method in METHODS:
+        kept = class_d[method]
+        pruned = np.asarray(g.pruned_prior(prior0, kept))
+        if method == "SSP":
+            threshold, m = g.ssp_threshold(prior0, margin), margin
+        else:
+            threshold, m = g.optimal_threshold(pruned), np.full(d.shape, np.nan)
+        out[method] = {"density": d, "d0": kept[:, 0], "d1": kept[:, 1], "pruned_prior0": pruned, "margin": m,
+                       "threshold": np.asarray(threshold)}
+    return out
 
 
 def risk_vs_density(g: TwoGaussians, prior0: float, densities: np.ndarray) -> pd.DataFrame:
     """Random, SSP, Toy DRoP and Optimum against overall density: one row per (method, density), exact risks."""
-    frames = []
-    for method, rules in method_rules(g, prior0, densities).items():
-        frames.append(rules.assign(method=method, **risk_columns(g, rules["threshold"].to_numpy(), prior0)))
-    df = pd.concat(frames, ignore_index=True)
-    return df[["method", "density", "d0", "d1", "pruned_prior0", "margin", "threshold", *RISK_COLUMNS]]
+    rules = method_rules(g, prior0, densities)
+    columns = {"method": np.repeat(list(rules), [len(r["density"]) for r in rules.values()])}
+    for key in ("density", "d0", "d1", "pruned_prior0", "margin", "threshold"):
+        columns[key] = np.concatenate([r[key] for r in rules.values()])
+    return pd.DataFrame({**columns, **risk_columns(g, columns["threshold"], prior0)})
 
 
-def class_density_curves(g: TwoGaussians, prior0: float, num: int = 401) -> pd.DataFrame:
+def class_density_curves(g: TwoGaussians, prior0: float, num: int = 201) -> pd.DataFrame:
     """Prior-weighted class densities prior_k N(x; mu_k, sigma_k^2) on a grid covering both classes (tidy)."""
     (mu0, mu1), (s0, s1) = g.mu, g.sigma
     x = np.linspace(min(mu0 - 4 * s0, mu1 - 4 * s1), max(mu0 + 4 * s0, mu1 + 4 * s1), num)
