@@ -1,6 +1,7 @@
 """Scoring speed: vectorised GraNd (torch.func) and CoreSet (numpy) against straightforward loops.
 
-    python bench/scoring_speed.py                 # 50,000 samples, a few minutes on 2 CPU cores
+    python bench/scoring_speed.py                 # 50,000 samples; ~2 min on an idle 2-core CPU,
+                                                  # much longer when other jobs share the cores
     python bench/scoring_speed.py --device cuda   # GraNd on a GPU
 
 GraNd: per-sample gradient norms of a small CIFAR-shaped CNN over N random 3x32x32 inputs,
@@ -142,7 +143,8 @@ def main() -> None:
     p.add_argument("--picks", type=int, default=500, help="CoreSet picks timed (vectorised)")
     p.add_argument("--authors-picks", type=int, default=50, help="picks timed, authors-style")
     p.add_argument("--loop-picks", type=int, default=2, help="picks timed, Python loop")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for every timed run (default 1: a shared 2-core machine; 0 = torch default)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
