@@ -13,6 +13,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp32")
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # /proc/cpuinfo flags of CPUs with native bf16 math
 EVAL_BATCH = {"cuda": 1024, "cpu": 128}         # samples per eval forward; on CPU larger batches fall out of cache
+# channels_last for 4-D image batches: on CUDA (tensor cores), and on CPU too, where oneDNN measured here
+# (1 thread, AVX-512 BF16) gave cnn +60% train / +70-120% eval, lenet +30%, resnet18/vgg16 within +-6%
+CHANNELS_LAST_DEVICES = ("cuda", "cpu")
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Runtime:
 
     device: torch.device
     dtype: torch.dtype          # torch.bfloat16 (autocast) or torch.float32
-    channels_last: bool         # 4-D image batches in channels_last layout (CUDA only)
+    channels_last: bool         # 4-D image batches (and the model) in channels_last layout
 
     @property
     def eval_batch(self) -> int:
@@ -33,6 +36,13 @@ class Runtime:
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def place(self, model: torch.nn.Module, image: bool) -> torch.nn.Module:
+        """Move ``model`` to the device (in channels_last for image input where this runtime uses it)."""
+        model.to(self.device)
+        if self.channels_last and image:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """Put a 4-D image batch into the memory format the model uses."""
@@ -88,6 +98,7 @@ def resolve_precision(precision: str, device: torch.device, *, cpuinfo: str | No
 
 
 def resolve_runtime(device: str | torch.device, precision: str = "auto") -> Runtime:
-    """Device, autocast dtype and memory format in one object (channels_last on CUDA only)."""
+    """Device, autocast dtype and memory format in one object."""
     dev = resolve_device(device)
-    return Runtime(device=dev, dtype=resolve_precision(precision, dev), channels_last=dev.type == "cuda")
+    return Runtime(device=dev, dtype=resolve_precision(precision, dev),
+                   channels_last=dev.type in CHANNELS_LAST_DEVICES)

@@ -73,6 +73,7 @@ def forward_batches(
     device's ``Runtime.eval_batch``.
     """
     batch_size = batch_size or runtime.eval_batch
+    runtime.place(model, x.dim() == 4)
     logits, feats = [], []
     with eval_mode(model), runtime.autocast():
         for start in range(0, x.shape[0], batch_size):

@@ -26,7 +26,7 @@ def final_outputs(model: nn.Module, data: Dataset, want: set[str], *, device: st
     if unknown:
         raise ValueError(f"final_outputs can compute {', '.join(FINAL_FIELDS)}; got {sorted(unknown)}")
     rt = resolve_runtime(device, precision)
-    model.to(rt.device)
+    rt.place(model, data.is_image)
     normalize = Normalizer(data, rt.device)
     out: dict[str, np.ndarray] = {}
     if want & {"logits", "embeddings"}:

@@ -4,8 +4,8 @@ The whole training split lives on the device (uint8 images / float32 features); 
 subset is an index tensor. Each epoch draws a permutation from a seeded generator on the
 device, gathers mini-batches by index, augments and normalises them on the device, and
 accumulates loss, accuracy and the requested per-sample records on the device as well:
-the host sees one copy per epoch. The same code runs on CUDA (bf16 autocast, channels_last)
-and on CPU (bf16 autocast where the CPU has native bf16, else fp32).
+the host sees one copy per epoch. The same code runs on CUDA (bf16 autocast) and on CPU
+(bf16 autocast where the CPU has native bf16, else fp32), image models in channels_last.
 """
 from __future__ import annotations
 
@@ -173,10 +173,7 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
            progress: ProgressFn | None, should_stop: Callable[[], bool] | None) -> TrainResult:
     start = time.perf_counter()
     dev = rt.device
-    model.to(dev)
-    if rt.channels_last and data.is_image:
-        model.to(memory_format=torch.channels_last)
-    model.train()
+    rt.place(model, data.is_image).train()
     x_all, y_all, idx = data.x_train.to(dev), data.y_train.to(dev), idx.to(dev)
     normalize = Normalizer(data, dev)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -248,6 +245,5 @@ def predict(model: nn.Module, x: torch.Tensor, data: Dataset, *, device: str | t
             batch_size: int | None = None, precision: str = "auto") -> torch.Tensor:
     """Eval-mode float32 logits (N, K), on the CPU, for raw inputs ``x`` (uint8 images or float32 features)."""
     rt = resolve_runtime(device, precision)
-    model.to(rt.device)
     logits, _ = forward_batches(model, x, Normalizer(data, rt.device), rt, batch_size=batch_size)
     return logits.cpu()

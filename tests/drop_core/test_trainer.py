@@ -377,7 +377,7 @@ def test_final_outputs_logits_and_embeddings():
 def test_final_outputs_grad_norms_match_one_backward_per_sample():
     grand = pytest.importorskip("drop_core.scoring.grand")
     assert hasattr(grand, "per_sample_grad_norms")
-    data = blobs(n_per_class=4)
+    data = bands(n_per_class=4)       # images: also runs the channels_last path through torch.func
     model = make_model(data)
     norms = final_outputs(model, data, {"grad_norms"}, precision="fp32")["grad_norms"]
     x = Normalizer(data, CPU)(data.x_train)
@@ -404,6 +404,13 @@ def test_device_names():
 def test_cuda_without_gpu_says_so():
     with pytest.raises(DropError, match="PyTorch sees no CUDA GPU on this machine"):
         resolve_device("cuda")
+
+
+def test_channels_last_only_for_image_batches():
+    rt = resolve_runtime("cpu", "fp32")
+    assert rt.layout(torch.zeros(2, 3, 4, 4)).is_contiguous(memory_format=torch.channels_last) == rt.channels_last
+    flat = torch.zeros(2, 5)
+    assert rt.layout(flat) is flat
 
 
 def test_precision_auto_follows_the_cpu_flags():
