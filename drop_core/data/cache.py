@@ -1,7 +1,8 @@
 """Decode-once cache for image folders: one uncompressed ``.npz`` of uint8 images + labels per split.
 
 An entry is keyed by a fingerprint of the file listing (relative paths, sizes and
-modification times), so adding, removing or touching an image invalidates it. Entries live
+modification times), so adding, removing or touching an image invalidates it; the stale
+entry is deleted when the new one is written. Entries live
 in ``$DROP_DATA_CACHE`` if set, else in ``<PATH>/.drop_cache`` next to the data, else (when
 that folder is not writable) in ``~/.cache/drop_core``. Writes go to a temporary file that
 is renamed into place, so a killed process never leaves half an entry; loads use
@@ -25,6 +26,19 @@ def fingerprint(root: Path, files: Sequence[Path], classes: Sequence[str], label
         stat = path.stat()
         digest.update(f"{path.relative_to(root)}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}\x1f{label}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def entry_prefix(data_root: Path, split: str, variant: str) -> str:
+    """File-name prefix shared by all entries of one split of one data folder (its listing key follows)."""
+    tag = hashlib.sha256(str(data_root).encode()).hexdigest()[:8]
+    return f"{tag}-{split}-{variant}"
+
+
+def prune(folder: Path, prefix: str, keep: Path) -> None:
+    """Delete the older entries ``<prefix>-*.npz`` (stale file listings) except ``keep``."""
+    for old in folder.glob(f"{prefix}-*.npz"):
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def cache_dir(data_root: Path) -> Path:

@@ -120,14 +120,15 @@ def decode_images(files: Sequence[Path], *, mode: Optional[str] = None, threads:
 def cached_decode(data_root: Path, split: str, classes: Sequence[str], files: Sequence[Path],
                   labels: np.ndarray, mode: Optional[str] = None) -> np.ndarray:
     """``decode_images(files, mode=mode)``, read from the decode cache when the file listing is unchanged."""
-    key = cache.fingerprint(data_root, files, classes, labels)
-    path = cache.cache_dir(data_root) / f"{split}-{mode or 'auto'}-{key}.npz"
+    prefix = cache.entry_prefix(data_root, split, mode or "auto")
+    path = cache.cache_dir(data_root) / f"{prefix}-{cache.fingerprint(data_root, files, classes, labels)}.npz"
     hit = cache.load(path)
     if hit is not None and hit[0].shape[0] == len(files) and np.array_equal(hit[1], labels):
         return hit[0]
     images = decode_images(files, mode=mode)
     try:
         cache.save(path, images, labels)
+        cache.prune(path.parent, prefix, keep=path)
     except OSError:
         pass                  # an unwritable cache costs speed on the next load, never correctness
     return images

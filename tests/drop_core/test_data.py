@@ -144,6 +144,7 @@ def test_image_folder_is_decoded_once_then_read_from_cache(tmp_path, monkeypatch
     assert calls == [4, 4] and torch.equal(first.x_train, second.x_train) and torch.equal(first.x_val, second.x_val)
     Image.fromarray(_pixels(99)).save(tmp_path / "train" / "dog" / "extra.jpg")     # a changed listing re-decodes
     assert len(load_dataset(f"imagefolder:{tmp_path}").x_train) == 5 and calls[-1] == 5
+    assert len(list((tmp_path / ".drop_cache").glob("*.npz"))) == 2                  # the stale entry is gone
 
 
 def test_grayscale_folder_gives_one_channel(tmp_path):
