@@ -7,9 +7,10 @@ A  reference ("their style", written here from the description of the DRoP autho
    num_workers=0), fp32 NCHW, mini-batch logits kept for the epoch's train metrics, and
    val + test evaluated through DataLoaders with one sklearn call per class.
 B  ours, faithful: ``drop_core.train.train`` in fp32 with augmentation (device-resident
-   uint8 data, batched flip + translate), then the test split evaluated by ``evaluate``.
+   uint8 data, batched flip + translate, channels_last), then the test split evaluated by
+   ``evaluate``.
 C  ours, fast: B with ``precision="auto"`` (bf16 autocast on CUDA and on CPUs with native
-   bf16; channels_last on CUDA).
+   bf16).
 
 All three start from the same initial ``state_dict`` and do the same bounded prefix: ONE
 epoch over the same random subset of density ``--density`` (default 0.1: 5,000 CIFAR-10
@@ -69,12 +70,20 @@ def generated_cifar(seed: int = 0) -> Dataset:
                    is_image=True, flip=True, max_shift=5, source="generated")
 
 
-def load(path: str | None) -> Dataset:
+def load(path: str | None, eval_n: int | None) -> Dataset:
+    """The benchmark data: an image folder or generated data; val and test cut to a random ``eval_n`` each."""
     if path is None:
-        return generated_cifar()
-    from drop_core.data import load_dataset
-    data = load_dataset(f"imagefolder:{path}")
-    data.flip, data.max_shift = True, round(TRANSLATE * data.input_shape[-1])   # the authors' CIFAR augmentation
+        data = generated_cifar()
+    else:
+        from drop_core.data import load_dataset
+        data = load_dataset(f"imagefolder:{path}")
+        data.flip, data.max_shift = True, round(TRANSLATE * data.input_shape[-1])   # the authors' CIFAR augmentation
+    if eval_n is not None:
+        rng = np.random.default_rng(0)
+        keep_val = torch.as_tensor(np.sort(rng.permutation(data.x_val.shape[0])[:eval_n]))
+        keep_test = torch.as_tensor(np.sort(rng.permutation(data.x_test.shape[0])[:eval_n]))
+        data.x_val, data.y_val = data.x_val[keep_val], data.y_val[keep_val]
+        data.x_test, data.y_test = data.x_test[keep_test], data.y_test[keep_test]
     return data
 
 
@@ -126,8 +135,8 @@ def now() -> np.ndarray:
     return np.array([time.perf_counter(), time.process_time()])
 
 
-def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device,
-                    eval_n: int | None) -> tuple[np.ndarray, np.ndarray]:
+def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int,
+                    device: torch.device) -> tuple[np.ndarray, np.ndarray]:
     """A: one epoch over the subset ``idx``, then its train/val/test metrics; returns (train, eval) (wall s, CPU s) pairs."""
     mean, std = data.mean.tolist(), data.std.tolist()
     shift = data.max_shift / data.input_shape[-1]
@@ -166,7 +175,6 @@ def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int
                                           F.cross_entropy(logits, y_tr, reduction="none").numpy(), k)}
     model.eval()
     for split, x_split, y_split in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        x_split, y_split = x_split[:eval_n], y_split[:eval_n]
         eval_loader = DataLoader(ArrayImages(hwc(x_split), y_split.numpy(), plain_tf), batch_size=batch,
                                  shuffle=False, num_workers=0)
         preds, losses, ys = [], [], []
@@ -184,15 +192,13 @@ def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int
 
 # ---- B / C: ours --------------------------------------------------------------------------------------------
 
-def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device, precision: str,
-               eval_n: int | None) -> tuple[np.ndarray, np.ndarray]:
+def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device,
+               precision: str) -> tuple[np.ndarray, np.ndarray]:
     """B/C: one epoch over the subset ``idx`` with val evaluated by the trainer, then test evaluated once;
     returns (train, eval) (wall s, CPU s) pairs. The end of training is stamped (after a device sync) by the progress
     callback at the last step."""
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
                       augment=True, precision=precision, eval_val_every_epoch=True)
-    view = copy.copy(data)
-    view.x_val, view.y_val = data.x_val[:eval_n], data.y_val[:eval_n]
     stamps: list[np.ndarray] = []
 
     def on_event(event: dict) -> None:
@@ -202,10 +208,9 @@ def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, dev
 
     sync(device)
     t0 = now()
-    result = train(model, view, idx, cfg, device=device, progress=on_event)    # steps + the val evaluation
+    result = train(model, data, idx, cfg, device=device, progress=on_event)    # steps + the val evaluation
     rt = resolve_runtime(device, precision)
-    evaluate(result.model, data.x_test[:eval_n], data.y_test[:eval_n], Normalizer(data, rt.device), rt,
-             data.num_classes)                                                  # one host copy: synced
+    evaluate(result.model, data.x_test, data.y_test, Normalizer(data, rt.device), rt, data.num_classes)                                                  # one host copy: synced
     return stamps[0] - t0, now() - stamps[0]
 
 
@@ -236,13 +241,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per configuration (median reported)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: one run per core)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--eval-n", type=int, default=None, help="cap on val and test sizes (default: all)")
+    ap.add_argument("--eval-n", type=int, default=None, help="random sample of val and of test (default: all)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     device = resolve_runtime(args.device, "fp32").device
     t_load = time.perf_counter()
-    data = load(args.data)
+    data = load(args.data, args.eval_n)
     t_load = time.perf_counter() - t_load
     torch.manual_seed(0)
     base = build_model(args.model, data.input_shape, data.num_classes)
@@ -251,7 +256,7 @@ def main() -> None:
     n_train = data.x_train.shape[0]
     idx = np.sort(np.random.default_rng(0).choice(n_train, int(args.density * n_train), replace=False))
     warm_idx = idx[:5 * args.batch_size + 8]
-    n_val, n_test = (min(n, args.eval_n or n) for n in (data.x_val.shape[0], data.x_test.shape[0]))
+    n_val, n_test = data.x_val.shape[0], data.x_test.shape[0]
     steps = -(-len(idx) // args.batch_size)
     run_epochs = epochs_at(args.density, args.full_epochs)
 
@@ -266,23 +271,21 @@ def main() -> None:
           f"not a full run")
 
     configs = {
-        "A reference (PIL + DataLoader, fp32)":
-            lambda m, i, e: reference_epoch(m, data, i, args.batch_size, device, e),
-        "B ours faithful (fp32)":
-            lambda m, i, e: ours_epoch(m, data, i, args.batch_size, device, "fp32", e),
+        "A reference (PIL + DataLoader, fp32)": lambda m, i: reference_epoch(m, data, i, args.batch_size, device),
+        "B ours faithful (fp32)": lambda m, i: ours_epoch(m, data, i, args.batch_size, device, "fp32"),
         f"C ours fast ({'bf16' if fast.dtype == torch.bfloat16 else 'fp32'})":
-            lambda m, i, e: ours_epoch(m, data, i, args.batch_size, device, "auto", e),
+            lambda m, i: ours_epoch(m, data, i, args.batch_size, device, "auto"),
     }
     timings = {}
     for name, run in configs.items():
         model = copy.deepcopy(base)
         model.load_state_dict(init)
-        run(model.to(device), warm_idx, 256)                                      # warm-up, untimed
+        run(model.to(device), warm_idx)                                           # warm-up, untimed
         reps = []
         for _ in range(args.reps):
             model = copy.deepcopy(base)
             model.load_state_dict(init)
-            reps.append(np.concatenate(run(model.to(device), idx, args.eval_n)))
+            reps.append(np.concatenate(run(model.to(device), idx)))
         med = np.median(np.array(reps), axis=0)   # train wall, train cpu, eval wall, eval cpu
         timings[name] = med
         print(f"{name:38s} train {len(idx) / med[0]:6.0f} img/s ({len(idx) / med[1]:6.0f} per CPU-s) | "
