@@ -12,7 +12,7 @@ Fashion-MNIST is (clothing is left-right symmetric); 28 px images shift by at mo
 from __future__ import annotations
 
 import os
-import urllib.error
+import pickle
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -73,10 +73,13 @@ def _open(source: TorchvisionSource, root: str, train: bool, download: bool):
         )
         raise DropError(
             f"{source.title} was not found (or failed its checksum) in '{root}': expected {source.layout}. "
-            f"{hint}, or pass --data-root pointing at a folder that holds it. (torchvision: {err})"
+            f"{hint}, or pass --data-root pointing at a folder that holds it."
         ) from None
-    except (urllib.error.URLError, OSError) as err:
-        raise DropError(f"Downloading {source.title} into '{root}' failed: {err}.") from None
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:      # URLError is an OSError
+        action = "Downloading" if download else "Reading"
+        raise DropError(
+            f"{action} {source.title} in '{root}' failed ({err}). Delete the damaged files and rerun with --download."
+        ) from None
 
 
 def load_torchvision(name: str, source: TorchvisionSource, root: Optional[str], download: bool) -> Dataset:
