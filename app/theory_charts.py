@@ -80,7 +80,8 @@ def ratio_risk_chart(ratio: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart
     """
     long = ratio.melt(id_vars="ratio", value_vars=list(QUANTITIES), var_name="quantity", value_name="risk")
     long["quantity"] = long["quantity"].map(QUANTITIES)
-    x = alt.X("ratio:Q", title="class-0 density ratio d0 / d1 (log scale)", scale=alt.Scale(type="log"))
+    domain = [float(ratio["ratio"].min()), float(ratio["ratio"].max())]
+    x = alt.X("ratio:Q", title="class-0 density ratio d0 / d1 (log scale)", scale=alt.Scale(type="log", domain=domain, nice=False))
     curves = alt.Chart(long).mark_line().encode(
         x=x,
         y=alt.Y("risk:Q", title="risk on the original distribution", scale=alt.Scale(domain=[0, 1])),
@@ -88,7 +89,7 @@ def ratio_risk_chart(ratio: pd.DataFrame, marks: pd.DataFrame) -> alt.LayerChart
         strokeWidth=alt.condition("datum.quantity == 'worst class'", alt.value(3), alt.value(1.5)),
         tooltip=[alt.Tooltip("ratio:Q", format=".3f"), "quantity:N", alt.Tooltip("risk:Q", format=".3f")],
     )
-    rule_color = alt.Color("rule:N", scale=_scale(RULE_COLORS), title="marked")
+    rule_color = alt.Color("rule:N", scale=_scale({r: RULE_COLORS[r] for r in marks["rule"]}), title="marked")
     rules = alt.Chart(marks).mark_rule(strokeDash=[4, 3]).encode(x=x, color=rule_color)
     dots = alt.Chart(marks).mark_point(filled=True, size=90).encode(
         x=x,
@@ -109,7 +110,7 @@ def _metric_panel(df: pd.DataFrame, metric: str, width: int) -> alt.Chart:
     ).properties(width=width, height=280, title=METRIC_TITLES[metric])
 
 
-def density_risk_chart(density: pd.DataFrame, current: float, width: int = 380) -> alt.HConcatChart:
+def density_risk_chart(density: pd.DataFrame, current: float, width: int = 330) -> alt.HConcatChart:
     """Worst-class and average risk against overall density, one line per method; ``current`` density marked.
 
     ``density``: method, density and the risk columns (``theory.sweeps.risk_vs_density``).
@@ -120,7 +121,7 @@ def density_risk_chart(density: pd.DataFrame, current: float, width: int = 380) 
     return alt.hconcat(*panels).properties(title="Exact risk against overall density")
 
 
-def finite_sample_chart(summary: pd.DataFrame, exact: pd.DataFrame, width: int = 380) -> alt.HConcatChart:
+def finite_sample_chart(summary: pd.DataFrame, exact: pd.DataFrame, width: int = 330) -> alt.HConcatChart:
     """Finite-sample mean (dots) and min-max over repeats (bars) per method, over the exact curves (lines).
 
     ``summary``: method, density, metric, mean, min, max (``theory.simulate.summarize_simulation``);

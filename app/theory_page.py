@@ -109,11 +109,13 @@ def preset_note_ui(values: dict[str, float | int]) -> None:
 
 def metrics_ui(ex: Exploration) -> None:
     """The worst-class risk of each rule, live, with its threshold, kept fraction and class-0 prior."""
+    st.markdown("**Worst-class risk of each rule** (lower is better; the change is against the full data)")
     full = ex.rule("Full data")["worst_class_risk"]
     cols = st.columns(len(ex.rules))
     for col, row in zip(cols, ex.rules.itertuples()):
-        delta = None if row.rule == "Full data" else f"{row.worst_class_risk - full:+.3f} vs full data"
-        col.metric(f"{row.rule}: worst-class risk", f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
+        change = row.worst_class_risk - full
+        delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
+        col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
         col.caption(f"t = {row.threshold:.3f} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · average risk {row.average_risk:.3f}")
 
 
