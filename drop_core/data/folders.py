@@ -110,10 +110,12 @@ def decode_images(files: Sequence[Path], *, mode: Optional[str] = None, threads:
             pixels = np.asarray(img)
             out[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
-    workers = threads or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1))
+    try:
         for future in [pool.submit(work, s) for s in range(0, len(files), DECODE_CHUNK)]:
             future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)       # on the first bad file, skip the chunks not yet started
     return out
 
 
