@@ -12,6 +12,7 @@ from app import charts
 from app import results_data as rd
 from app.resources import dataset
 from drop_core.errors import DropError
+from drop_core.pipeline import RunConfig, query_plan
 from drop_core.store import Store
 
 EXAMPLES_PER_ROW = 8
@@ -69,26 +70,36 @@ def _headline_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> N
             "change": st.column_config.NumberColumn("change of most hurt class", format="%+.3f"),
         },
     )
-    for row in table.to_dict("records"):
-        if row["method"] != rd.FULL_DATA and not np.isnan(row["change"]):
-            st.markdown(
-                f"- **{row['method']}** at density {density:g}: worst class *{row['worst class']}* "
-                f"({row['worst-class accuracy']:.1%}); *{row['most hurt class']}* lost most against "
-                f"full data ({row['change']:+.1%} accuracy)."
-            )
+    lines = [
+        f"- **{row['method']}** at density {density:g}: worst class *{row['worst class']}* "
+        f"({row['worst-class accuracy']:.1%}); *{row['most hurt class']}* lost most against full data "
+        f"({100 * row['change']:+.1f} points)."
+        for row in table.to_dict("records")
+        if row["method"] != rd.FULL_DATA and not np.isnan(row["change"])
+    ]
+    lines += [
+        f"- **DRoP {'helped' if v['worst_drop'] > v['worst_base'] else 'did not help'} {v['base']}**: "
+        f"worst-class accuracy {v['worst_base']:.1%} → {v['worst_drop']:.1%} "
+        f"({100 * (v['worst_drop'] - v['worst_base']):+.1f} points), average {v['average_base']:.1%} → "
+        f"{v['average_drop']:.1%}."
+        for v in rd.drop_verdicts(table)
+    ]
+    st.markdown("\n".join(lines))
 
 
 def _notes_ui(store: Store, runs: pd.DataFrame) -> None:
-    if "query_cache_hit" in runs:
-        hits = runs[runs["query_cache_hit"].fillna(False).astype(bool)]
-        if len(hits):
-            st.info(
-                f"{len(hits)} of {len(runs)} runs reused cached query-model scores "
-                f"({', '.join(f'#{i}' for i in hits['id'])}): only their final models were trained."
-            )
-    for rid in runs["id"]:
-        for warning in (store.get_run(int(rid))["summary"] or {}).get("warnings", []):
-            st.warning(f"Run #{rid}: {warning}")
+    """Which runs reused cached query scores (only runs that have a query model), and every run warning."""
+    records = [store.get_run(int(rid)) for rid in runs["id"]]
+    with_query = [r for r in records if query_plan(RunConfig.from_dict(r["config"])).inits > 0]
+    hits = [r["id"] for r in with_query if (r["summary"] or {}).get("query_cache_hit")]
+    if hits:
+        st.info(
+            f"{len(hits)} of the {len(with_query)} runs with a query model reused its cached scores "
+            f"({', '.join(f'#{i}' for i in hits)}): only their final models were trained."
+        )
+    for r in records:
+        for warning in (r["summary"] or {}).get("warnings", []):
+            st.warning(f"Run #{r['id']}: {warning}")
 
 
 def _bias_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> None:
@@ -105,7 +116,8 @@ def _pruned_run_picker(pruned: pd.DataFrame, key: str) -> int | None:
     if pruned.empty:
         st.info("No pruned run at this density.")
         return None
-    labels = {int(r.id): f"{r.method} · seed {r.seed} · run #{r.id}" for r in pruned.itertuples()}
+    first = pruned.sort_values("method", key=lambda m: ~m.str.contains("DRoP"), kind="stable")   # DRoP first
+    labels = {int(r.id): f"{r.method} · seed {r.seed} · run #{r.id}" for r in first.itertuples()}
     return st.selectbox("Run for quotas and examples", list(labels), format_func=labels.get, key=f"{key}_run")
 
 

@@ -197,3 +197,23 @@ def runs_csv(runs: pd.DataFrame, metrics: pd.DataFrame) -> str:
     if len(table):
         table = table.merge(metrics, on="run_id", how="left", suffixes=("", "_class"))
     return table.to_csv(index=False)
+
+
+def drop_verdicts(summary: pd.DataFrame) -> list[dict]:
+    """Each ``X+DRoP`` method of a :func:`method_summary` table next to its plain ``X``.
+
+    One dict per pair: ``base, drop, worst_base, worst_drop, average_base, average_drop``.
+    """
+    rows = summary.set_index("method")
+    out = []
+    for method in rows.index:
+        base = method.split("+")[0]
+        if "+DRoP" in method and base in rows.index:
+            out.append({
+                "base": base, "drop": method,
+                "worst_base": float(rows.loc[base, "worst-class accuracy"]),
+                "worst_drop": float(rows.loc[method, "worst-class accuracy"]),
+                "average_base": float(rows.loc[base, "average accuracy"]),
+                "average_drop": float(rows.loc[method, "average accuracy"]),
+            })
+    return out

@@ -92,8 +92,9 @@ def _go(page, title: str) -> None:
 def test_click_through_every_page_and_run_the_default_experiment(app_url, browser, shots):
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=90_000)           # the first page to import torch takes a while on a busy CPU
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(90_000)
     page.goto(app_url)
     expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
     page.wait_for_timeout(2000)
@@ -115,15 +116,22 @@ def test_click_through_every_page_and_run_the_default_experiment(app_url, browse
     page.screenshot(path=shots / "3_progress.png", full_page=True)
     expect(page.get_by_text("3 of 3 runs finished", exact=False)).to_be_visible(timeout=240_000)
     expect(page.locator(".vega-embed").first).to_be_visible()
+    page.set_viewport_size({"width": 1400, "height": 3000})   # Streamlit scrolls inside its own container
     page.wait_for_timeout(1500)
-    page.screenshot(path=shots / "4_experiment_results.png", full_page=True)
+    page.screenshot(path=shots / "4_experiment_results.png")
     expect(page.get_by_text("random+DRoP").first).to_be_visible()
+    for i, (tab, shows) in enumerate([("Across densities", ".vega-embed"), ("Bias", ".vega-embed"),
+                                      ("Quotas", '[data-testid="stDataFrame"]')]):
+        page.get_by_role("tab", name=tab).click()
+        expect(page.locator(f'[role="tabpanel"]:visible {shows}').first).to_be_visible()
+        page.wait_for_timeout(1000)
+        page.locator('[data-testid="stTabs"]').screenshot(path=shots / f"4{'abc'[i]}_{tab.split()[0].lower()}.png")
 
     _go(page, "Results")
     expect(page.get_by_text("3 of 3 runs")).to_be_visible()
     expect(page.locator(".vega-embed").first).to_be_visible()
     page.wait_for_timeout(1500)
-    page.screenshot(path=shots / "5_results.png", full_page=True)
+    page.screenshot(path=shots / "5_results.png")
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()
     page.close()

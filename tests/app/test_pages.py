@@ -6,6 +6,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from drop_core.pipeline import RunConfig, resolve
 from drop_core.scoring import SCORERS
 from drop_core.store import Store
 
@@ -21,10 +22,11 @@ def store(tmp_path, monkeypatch):
     return Store(tmp_path / "runs.sqlite")
 
 
-def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0):
-    config = {"dataset": "gaussians", "model": "mlp", "preset": "cpu", "scorer": scorer, "quoter": quoter,
-              "density": density, "seed": seed, "data_seed": 0}
-    rid = store.create_run(config, f"{scorer}-{quoter}-{density}-{seed}", status="running")
+def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0, dataset="gaussians"):
+    """A finished run as the pipeline stores it (resolved config), with made-up per-class results."""
+    config = resolve(RunConfig(dataset=dataset, scorer=scorer, quoter=quoter, density=density, seed=seed,
+                               device="cpu"))[0]
+    rid = store.create_run(config.to_dict(), f"{dataset}-{scorer}-{quoter}-{density}-{seed}", status="running")
     store.save_result(rid, {
         "average_accuracy": sum(accuracy) / 3, "worst_class_accuracy": min(accuracy),
         "class_accuracy": dict(zip(CLASSES, accuracy)), "kept_per_class": dict(zip(CLASSES, kept)),
@@ -74,7 +76,8 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
     assert not at.exception
     assert at.dataframe[0].value["id"].tolist() == [full, rnd, drop]
     assert len(_charts(at)) == 3                      # per class, across densities, bias
-    assert "random+DRoP" in _text(at) and "reused cached query-model scores" in _text(at)
+    assert "1 of the 1 runs with a query model reused its cached scores (#3)" in _text(at)
+    assert "DRoP helped random" in _text(at)
 
     at.multiselect(key="res_filter_quoter").set_value(["drop"]).run()
     assert at.dataframe[0].value["id"].tolist() == [drop]
@@ -93,10 +96,7 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
 
 def test_results_page_refuses_to_compare_across_datasets(store):
     _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50])
-    rid = store.create_run({"dataset": "digits", "model": "mlp", "preset": "cpu", "scorer": "random",
-                            "quoter": "none", "density": 0.5, "seed": 0}, "other", status="running")
-    store.save_result(rid, {"average_accuracy": 0.9, "worst_class_accuracy": 0.8,
-                            "class_accuracy": {"a": 0.9}, "kept_per_class": {"a": 1}, "class_sizes": {"a": 2}})
+    _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50], dataset="digits")
     at = _page("results")
     assert "filter to one dataset and one model" in at.warning[0].value
     assert not _charts(at)

@@ -119,3 +119,12 @@ def test_runs_csv_has_one_row_per_run_split_and_class():
     text = rd.runs_csv(_runs(), _metrics())
     table = pd.read_csv(io.StringIO(text))
     assert len(table) == 15 and {"run_id", "scorer", "class_name", "accuracy"} <= set(table.columns)
+
+
+def test_drop_verdicts_pair_each_drop_method_with_its_base():
+    table = rd.method_summary(_runs(), _metrics(), density=0.5)
+    (verdict,) = rd.drop_verdicts(table)
+    assert (verdict["base"], verdict["drop"]) == ("random", "random+DRoP")
+    assert verdict["worst_base"] == pytest.approx(0.55) and verdict["worst_drop"] == pytest.approx(0.70)
+    assert verdict["average_base"] == pytest.approx(0.84) and verdict["average_drop"] == pytest.approx(0.84)
+    assert rd.drop_verdicts(table[table["method"] != "random"]) == []
