@@ -108,4 +108,7 @@ def write_query(schema: Schema, values: Mapping[str, float | int]) -> None:
 
 def slider(param: Param) -> float | int:
     """A slider for ``param`` whose value lives in ``st.session_state[param.name]``."""
-    return st.slider(param.label, min_value=param.lo, max_value=param.hi, step=param.step, key=param.name, help=param.help or None)
+    return st.slider(
+        param.label, min_value=param.lo, max_value=param.hi, step=param.step, key=param.name, help=param.help or None,
+        persist_state="session",  # keep the value when the user visits another page and comes back
+    )
