@@ -88,3 +88,7 @@ def _check_shape(scorer: str, field: str, value: np.ndarray, n: int, i: int) -> 
         raise DropError(
             f"Query recording {i} field {field!r} has shape {value.shape}; scorer {scorer!r} "
             f"needs {want} with N={n} training samples.")
+    if value.dtype != bool and not np.all(np.isfinite(value)):
+        raise DropError(
+            f"Query recording {i} field {field!r} contains NaN or inf, so scorer {scorer!r} "
+            f"cannot rank samples; the query model probably diverged (lower its learning rate).")

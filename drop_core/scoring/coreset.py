@@ -31,16 +31,25 @@ def greedy_k_center(embeddings: np.ndarray, budget: int, rng: np.random.Generato
     perm = rng.permutation(n)
     x = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32)[perm])
     sq = np.einsum("ij,ij->i", x, x)
+    if not np.all(np.isfinite(sq)):
+        raise DropError("CoreSet embeddings contain NaN or inf, or overflow float32.")
     mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
     picks = np.empty(budget, dtype=np.int64)
-    picks[0] = np.argmin(sq - 2.0 * (x @ mean))
     min_d = np.full(n, np.inf, dtype=np.float32)
-    for c in range(budget):
-        if c > 0:
-            picks[c] = np.argmax(min_d)
-        centre = picks[c]
-        np.minimum(min_d, sq - 2.0 * (x @ x[centre]) + sq[centre], out=min_d)
-        min_d[centre] = -np.inf             # stays -inf: never picked twice, even at ties
+    # numpy intermittently warns "invalid value encountered in matmul" on these float32
+    # products of finite inputs (seen with OpenBLAS); the warning is silenced, and a NaN
+    # distance, which argmin/argmax would pick first, is checked for at every pick
+    with np.errstate(invalid="ignore"):
+        to_mean = sq - 2.0 * (x @ mean)
+        picks[0] = np.argmin(to_mean)
+        for c in range(budget):
+            if c > 0:
+                picks[c] = np.argmax(min_d)
+            if np.isnan(to_mean[picks[0]] if c == 0 else min_d[picks[c]]):
+                raise RuntimeError("NaN distance in greedy k-center")
+            centre = picks[c]
+            np.minimum(min_d, sq - 2.0 * (x @ x[centre]) + sq[centre], out=min_d)
+            min_d[centre] = -np.inf             # stays -inf: never picked twice, even at ties
     return perm[picks]
 
 

@@ -261,3 +261,11 @@ def test_per_sample_grad_norms_match_one_backward_per_sample():
     with torch.no_grad():
         capped = per_sample_grad_norms(model, x, y, max_bytes=1)
     torch.testing.assert_close(capped, want, rtol=1e-4, atol=1e-6)
+
+
+def test_non_finite_recordings_are_a_drop_error():
+    r = full_recording()
+    r.embeddings[3, 1] = np.nan
+    with pytest.raises(DropError, match="field 'embeddings' contains NaN or inf, so scorer "
+                                        "'coreset' cannot rank samples"):
+        compute_scores("coreset", [r], seed=0, params=ScorerParams(budget=5))
