@@ -107,6 +107,12 @@ def preset_note_ui(values: dict[str, float | int]) -> None:
         st.info(f"**{name}.** {PRESETS[name][0]}")
 
 
+def _threshold_text(t: float) -> str:
+    if np.isinf(t):
+        return "−∞ (always class 1)" if t < 0 else "+∞ (always class 0)"
+    return f"{t:.3f}"
+
+
 def metrics_ui(ex: Exploration) -> None:
     """The worst-class risk of each rule, live, with its threshold, kept fraction and class-0 prior."""
     st.markdown("**Worst-class risk of each rule** (lower is better; the change is against the full data)")
@@ -116,7 +122,7 @@ def metrics_ui(ex: Exploration) -> None:
         change = row.worst_class_risk - full
         delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
         col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
-        col.caption(f"t = {row.threshold:.3f} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · average risk {row.average_risk:.3f}")
+        col.caption(f"t = {_threshold_text(row.threshold)} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · average risk {row.average_risk:.3f}")
 
 
 def densities_ui(ex: Exploration, margin: float) -> None:
