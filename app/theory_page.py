@@ -43,13 +43,13 @@ PRESETS: dict[str, tuple[str, dict[str, float]]] = {
         dict(_HARD, d0=0.67, d1=1.0, density=0.8, margin=0.5),
     ),
     "Toy DRoP overshoots": (
-        "The class errors of the full-data rule are very unequal (0.11 vs 0.35). At d = 0.4 DRoP's densities, "
+        "The class errors of the full-data rule are very unequal. At d = 0.4 DRoP's densities, "
         "proportional to those errors, shift the prior so far that predicting class 1 everywhere (t = −∞) "
         "becomes optimal: the worst-class risk jumps to 1.",
         dict(_WIDE, d0=1.0, d1=1.0, density=0.4, margin=0.25),
     ),
     "SSP prunes the easy class yet gains nothing": (
-        "SSP removes 20% of the narrow class 0 but only 10% of class 1, so the priors shift towards the hard "
+        "SSP removes a larger share of the narrow class 0 than of class 1, so the priors shift towards the hard "
         "class, yet the threshold does not move: outside the bands the pruned risk has the same slope as the full one.",
         dict(_WIDE, d0=1.0, d1=1.0, density=0.8, margin=0.25),
     ),
@@ -59,13 +59,13 @@ PRESETS: dict[str, tuple[str, dict[str, float]]] = {
         dict(_WIDE, d0=1.0, d1=1.0, density=0.8, margin=1.0),
     ),
     "Trivial rule beats the std-proportional prior": (
-        "Heavy overlap and very unequal widths: at the prior σ0/(σ0+σ1) = 0.14 predicting class 1 everywhere "
-        "is optimal, so the best worst-class prior (0.36) must be found numerically.",
+        "Heavy overlap and very unequal widths: at the prior σ0/(σ0+σ1) = 1/7 predicting class 1 everywhere "
+        "is optimal, so the best worst-class prior (the optimum's φ0') must be found numerically.",
         dict(mu0=0.0, mu1=0.5, sigma0=0.5, sigma1=3.0, prior0=0.5, d0=1.0, d1=1.0, density=0.5, margin=0.3),
     ),
     "Imbalanced classes": (
-        "Equal widths but 85% of the data is class 0: the minority class 1 has risk 0.45. Rebalancing (prune "
-        "class 0 to d0 = 0.18) brings both classes to 0.16; toy DRoP moves part of the way.",
+        "Equal widths but 85% of the data is class 0: the minority class 1 pays most. Pruning class 0 to "
+        "d0 = 0.18 rebalances the priors and brings both classes to about the same risk; toy DRoP moves part of the way.",
         dict(mu0=0.0, mu1=2.0, sigma0=1.0, sigma1=1.0, prior0=0.85, d0=0.18, d1=1.0, density=0.5, margin=0.3),
     ),
     "Nothing to fix": (
@@ -131,8 +131,8 @@ def densities_ui(ex: Exploration, margin: float) -> None:
     removed = ex.bands.set_index("class")["removed"]
     st.markdown(
         "Each hill is one class, its area equal to its prior; a rule *t* predicts class 1 right of *t*. "
-        "The full-data rule sits where the two hills cross (Eq. 3), not where both classes err equally, so the "
-        "wider class pays more. The shaded bands are what SSP removes "
+        "The full-data rule sits where the two hills cross (Eq. 3), not where both classes err equally, so one "
+        "class (the wider or the rarer one) pays more. The shaded bands are what SSP removes "
         f"(margin {margin:.2f}: {removed['class 0']:.0%} of class 0, {removed['class 1']:.0%} of class 1)."
     )
 
