@@ -8,7 +8,6 @@ import pandas as pd
 
 from theory.model import TwoGaussians
 from theory.sweeps import (
-    RISK_COLUMNS,
     class_density_curves,
     optimal_ratio,
     ratio_grid,
@@ -91,4 +90,4 @@ def explore(p: ExplorerParams, densities: np.ndarray = DENSITY_GRID) -> Explorat
         density=risk_vs_density(g, prior0, densities),
     )
 
-__all__ = ["DENSITY_GRID", "RULES", "RISK_COLUMNS", "ExplorerParams", "Exploration", "explore"]
+__all__ = ["DENSITY_GRID", "RULES", "ExplorerParams", "Exploration", "explore"]
