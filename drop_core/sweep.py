@@ -15,8 +15,10 @@ recorded with its error and the others go on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import logging
 import os
 import sys
 import time
@@ -328,10 +330,20 @@ class _Recorder:
                   f"d={c['density']:g} seed={c['seed']}: {text}")
 
 
-ENGINES: Registry[Callable[[list[Point], list[list[int]], _Recorder, EngineOptions], None]] = Registry("engine")
+Runner = Callable[[list[Point], list[list[int]], _Recorder, EngineOptions], None]
 
 
-@ENGINES.register("local", "sequentially in this process; no Ray needed")
+@dataclass(frozen=True)
+class Engine:
+    """``session(options)`` is entered before any point is queued in the store; ``run`` runs the points."""
+
+    session: Callable[[EngineOptions], contextlib.AbstractContextManager]
+    run: Runner
+
+
+ENGINES: Registry[Engine] = Registry("engine")
+
+
 def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: EngineOptions) -> None:
     from drop_core.pipeline import Cancelled
 
@@ -362,63 +374,62 @@ def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts:
                 rec.finished(rid, result)
 
 
-@ENGINES.register("ray", "one Ray task per grid point, on a local instance or the cluster at --address")
 def _run_ray(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: EngineOptions) -> None:
     import ray
 
-    with ray_session(opts.address, opts.num_cpus):
-        relay = ray.remote(_Relay).options(num_cpus=0).remote()
-        res = {"num_cpus": opts.cpus_per_run, "num_gpus": opts.gpus_per_run}
-        threads = max(1, int(opts.cpus_per_run))
-        query_task = ray.remote(_ray_query).options(**res)
-        point_task = ray.remote(_ray_point).options(**res)
-        pending: dict[Any, Point] = {}
-        group_of: dict[int, list[Point]] = {}
-        last_of_family: dict[str, Any] = {}
-        for g, group in enumerate(groups):
-            members = [todo[i] for i in group]
-            group_of[g] = members
-            family = query_family(members[0].config)
-            qref = query_task.remote(members[0].config, g, relay, threads, opts.cache_dir, last_of_family.get(family))
-            last_of_family[family] = qref
-            for p in members:
-                pending[point_task.remote(p.config, p.run_id, relay, threads, opts.cache_dir, qref)] = p
-        def drain() -> None:
-            for kind, ident, event in ray.get(relay.drain.remote()):
-                if kind == "start":
-                    rec.started(ident, event)
-                elif kind == "point":
-                    rec.event(ident, event)
-                else:   # a query stage: shown on every point waiting for it
-                    for p in group_of[ident]:
-                        rec.event(p.run_id, event)
+    relay = ray.remote(_Relay).options(num_cpus=0).remote()
+    res = {"num_cpus": opts.cpus_per_run, "num_gpus": opts.gpus_per_run}
+    threads = max(1, int(opts.cpus_per_run))
+    query_task = ray.remote(_ray_query).options(**res)
+    point_task = ray.remote(_ray_point).options(**res)
+    pending: dict[Any, Point] = {}
+    group_of: dict[int, list[Point]] = {}
+    last_of_family: dict[str, Any] = {}
+    for g, group in enumerate(groups):
+        members = [todo[i] for i in group]
+        group_of[g] = members
+        family = query_family(members[0].config)
+        qref = query_task.remote(members[0].config, g, relay, threads, opts.cache_dir, last_of_family.get(family))
+        last_of_family[family] = qref
+        for p in members:
+            pending[point_task.remote(p.config, p.run_id, relay, threads, opts.cache_dir, qref)] = p
 
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
+    def drain() -> None:
+        for kind, ident, event in ray.get(relay.drain.remote()):
+            if kind == "start":
+                rec.started(ident, event)
+            elif kind == "point":
+                rec.event(ident, event)
+            else:   # a query stage: shown on every point waiting for it
+                for p in group_of[ident]:
+                    rec.event(p.run_id, event)
+
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
+            drain()
+            for ref in ready:
+                p = pending.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except ray.exceptions.TaskCancelledError:
+                    rec.failed(p.run_id, "cancelled by request", status="cancelled")
+                    continue
+                except ray.exceptions.RayError as exc:   # the worker died, the node was lost, ...
+                    rec.failed(p.run_id, _error_text(getattr(exc, "cause", None) or exc))
+                    continue
+                ray.get(out["flushed"])
                 drain()
-                for ref in ready:
-                    p = pending.pop(ref)
-                    try:
-                        out = ray.get(ref)
-                    except ray.exceptions.TaskCancelledError:
-                        rec.failed(p.run_id, "cancelled by request", status="cancelled")
-                        continue
-                    except ray.exceptions.RayError as exc:   # the worker died, the node was lost, ...
-                        rec.failed(p.run_id, _error_text(getattr(exc, "cause", None) or exc))
-                        continue
-                    ray.get(out["flushed"])
-                    drain()
-                    if out["error"] is None:
-                        rec.finished(p.run_id, out["result"])
-                    else:
-                        rec.failed(p.run_id, out["error"])
-                for ref, p in pending.items():
-                    if rec.store.cancel_requested(p.run_id):
-                        ray.cancel(ref)
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+                if out["error"] is None:
+                    rec.finished(p.run_id, out["result"])
+                else:
+                    rec.failed(p.run_id, out["error"])
+            for ref, p in pending.items():
+                if rec.store.cancel_requested(p.run_id):
+                    ray.cancel(ref)
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
 
 class ray_session:
@@ -439,11 +450,15 @@ class ray_session:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "WARNING"}
         if self.address:
             # The cluster's workers get this checkout of drop_core (its Python dependencies must be installed there).
-            ray.init(address=self.address, runtime_env={"py_modules": [str(REPO_ROOT / "drop_core")]}, **kwargs)
+            try:
+                ray.init(address=self.address, runtime_env={"py_modules": [str(REPO_ROOT / "drop_core")]}, **kwargs)
+            except (ConnectionError, RuntimeError) as e:
+                raise DropError(_connect_error(self.address, e)) from None
         else:
             # Workers of a local instance inherit this environment: make this checkout importable there.
             os.environ["PYTHONPATH"] = _pythonpath()
-            ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
+            # "local": always a new instance, never one found through RAY_ADDRESS or /tmp/ray
+            ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **kwargs)
         self._owned = True
         return self
 
@@ -452,6 +467,25 @@ class ray_session:
             import ray
 
             ray.shutdown()
+
+
+ENGINES.add("local", Engine(lambda opts: contextlib.nullcontext(), _run_local),
+            "sequentially in this process; no Ray needed")
+ENGINES.add("ray", Engine(lambda opts: ray_session(opts.address, opts.num_cpus), _run_ray),
+            "one Ray task per grid point, on a local instance or the cluster at --address")
+
+
+def _connect_error(address: str, exc: BaseException) -> str:
+    """One line saying why ``ray.init(address=...)`` failed and what to do."""
+    chain, e = [], exc
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__
+    if any("InvalidAuthToken" in text or "AuthenticationError" in text for text in chain):
+        return (f"The Ray cluster at {address!r} requires token authentication; run the sweep with "
+                f"RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token (or RAY_AUTH_TOKEN).")
+    return (f"Cannot connect to the Ray cluster at {address!r} ({chain[0].strip().splitlines()[0]}). Give the "
+            f"address `ray start --head` printed (HEAD_IP:PORT), or 'auto' on a node of the cluster.")
 
 
 def _pythonpath() -> str:
@@ -479,48 +513,71 @@ class SweepReport:
                 "counts": self.counts(), "points": [asdict(p) for p in self.points]}
 
 
+class _Once(logging.Filter):
+    """Lets each distinct log message through once (the preset overrides are the same at every point)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        new = text not in self.seen
+        self.seen.add(text)
+        return new
+
+
 def resolve_grid(spec: GridSpec, device: str) -> tuple[list[Point], list[Any]]:
     """Every grid point resolved (a bad value fails here, before anything is stored), with its query plan."""
     points, plans = [], []
-    for cfg in expand_grid(spec):
-        resolved, key, query = resolve_point(cfg, device)
-        points.append(Point(resolved, key))
-        plans.append(query)
+    log, once = logging.getLogger("drop_core.pipeline"), _Once()
+    log.addFilter(once)
+    try:
+        for cfg in expand_grid(spec):
+            resolved, key, query = resolve_point(cfg, device)
+            points.append(Point(resolved, key))
+            plans.append(query)
+    finally:
+        log.removeFilter(once)
     return points, plans
 
 
-def register(points: list[Point], store: Store, sweep_id: int) -> None:
-    """Mark points finished (or active) in the store as skipped; queue the others as runs of the sweep."""
+def mark_done(points: list[Point], store: Store) -> None:
+    """Points finished in the store become ``skipped``, points queued or running elsewhere ``active``."""
     for p in points:
         done = store.finished_run_for_key(p.key)
         active = None if done is not None else store.active_run_for_key(p.key)
-        if done is not None or active is not None:
-            p.run_id, p.status = (done, "skipped") if done is not None else (active, "active")
-        else:
-            p.run_id = store.create_run(p.config, p.key, sweep_id=sweep_id)
+        if done is not None:
+            p.run_id, p.status = done, "skipped"
+        elif active is not None:
+            p.run_id, p.status = active, "active"
 
 
 def run_sweep(spec: GridSpec, store: Store, *, engine: str = "ray", options: EngineOptions = EngineOptions(),
               sweep_id: int | None = None, echo: Callable[[str], None] = lambda line: None) -> SweepReport:
     """Run every grid point not yet finished in ``store``; the calling process writes all results."""
-    runner = ENGINES.get(engine)
+    eng = ENGINES.get(engine)
     _check_options(options)
     start = time.perf_counter()
     device = point_device(str(spec.base.get("device", "auto")), engine, options.gpus_per_run)
     points, plans = resolve_grid(spec, device)
+    mark_done(points, store)
     if sweep_id is None:
         sweep_id = store.create_sweep(spec.name or f"{spec.dataset} sweep", spec.to_dict())
-    register(points, store, sweep_id)
     todo = [(p, q) for p, q in zip(points, plans) if p.status == "queued"]
     echo(f"sweep {sweep_id}: {len(points)} points, {len(points) - len(todo)} already done or active, "
          f"{len(todo)} to run on {engine}")
-    run_points = [p for p, _ in todo]
-    rec = _Recorder(store, run_points, echo)
-    try:
-        if todo:
-            runner(run_points, query_groups([p.config for p in run_points], [q for _, q in todo]), rec, options)
-    finally:
-        rec.interrupt_unfinished()
+    if todo:
+        with eng.session(options):          # Ray is up (or the address answered) before runs are queued
+            for p, _ in todo:
+                p.run_id = store.create_run(p.config, p.key, sweep_id=sweep_id)
+            run_points = [p for p, _ in todo]
+            rec = _Recorder(store, run_points, echo)
+            try:
+                eng.run(run_points, query_groups([p.config for p in run_points], [q for _, q in todo]), rec,
+                        options)
+            finally:
+                rec.interrupt_unfinished()
     return SweepReport(sweep_id, engine, time.perf_counter() - start, points)
 
 

@@ -204,3 +204,17 @@ def test_cli_sweep_rejects_a_bad_density_before_storing_anything(tmp_path, capsy
     assert capsys.readouterr().err == ("error: The 'density' parameter of run must be a float in the range "
                                        "(0.0, 1.0]. Got 1.5 instead.\n")
     assert len(Store(tmp_path / "s.sqlite").list_runs()) == 0
+
+
+def test_launch_sweep_fills_a_sweep_the_app_created(tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "app.sqlite"
+    spec = {"dataset": "digits", "scorers": ["random"], "quoters": ["uniform"], "densities": [0.5],
+            "base": {"epochs": 1}, "name": "from the app"}
+    sweep_id = Store(path).create_sweep("from the app", spec)
+    report = sweep.launch_sweep(spec, str(path), engine="local", sweep_id=sweep_id,
+                                cache_dir=str(tmp_path / "cache"))
+    assert report["sweep_id"] == sweep_id and report["counts"] == {"finished": 1}
+    runs = Store(path).list_runs(sweep_id=sweep_id)
+    assert list(runs.status) == ["finished"]
+    assert json.loads(json.dumps(report))["points"][0]["run_id"] == int(runs.id[0])   # plain data
