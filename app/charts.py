@@ -11,11 +11,12 @@ import altair as alt
 import pandas as pd
 
 READING_GUIDE: dict[str, str] = {
-    "class_accuracy": "Each group is one class; bars compare full data with each pruned method. "
-    "The outlined bar is that method's worst class: a pruning method that hurts some classes pulls "
-    "their bars down, and DRoP should lift the lowest bars.",
-    "density_curves": "Left: average accuracy, right: worst-class accuracy, against the fraction of data kept. "
-    "Bands span min to max over seeds. DRoP trades a little average accuracy for a higher worst class.",
+    "class_accuracy": "Each group is one class; bars compare full data with each pruned method, and the "
+    "outlined bar (▼) is that method's worst class. A class whose pruned bars sit far below its full-data bar "
+    "is one that pruning hurt.",
+    "density_curves": "Left: average accuracy, right: worst-class accuracy, against the fraction of data kept "
+    "(full data at 1). Bands span min to max over seeds; a line higher in the right panel protects the worst "
+    "class better.",
     "bias": "Each point is one class. A positive r means the method keeps more data of classes the full-data "
     "model finds hard (DRoP does this by design); r near 0 or negative means pruning ignores class difficulty.",
     "quota": "How the budget was split: quota = training samples kept per class. "

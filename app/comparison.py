@@ -51,7 +51,16 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
         _bias_ui(runs, metrics, density)
     with tabs[3]:
         if chosen is not None:
-            st.dataframe(rd.quota_table(metrics, chosen), hide_index=True, width="stretch")
+            st.dataframe(
+                rd.quota_table(metrics, chosen),
+                hide_index=True,
+                width="stretch",
+                column_config={
+                    "val recall": st.column_config.NumberColumn(format="%.3f"),
+                    "kept density": st.column_config.NumberColumn(format="%.3f"),
+                    "warning": st.column_config.TextColumn(width="large"),
+                },
+            )
         st.caption(charts.READING_GUIDE["quota"])
     with tabs[4]:
         if chosen is not None:

@@ -137,7 +137,7 @@ def quota_table(metrics: pd.DataFrame, run_id: int) -> pd.DataFrame:
         }
     )
     out["kept density"] = out["quota"] / out["class size"]
-    out["warning"] = np.where(out["quota"] == 0, "0 samples kept: the final model never sees this class", "")
+    out["warning"] = np.where(out["quota"] == 0, "0 kept: never seen in training", "")
     return out
 
 

@@ -85,25 +85,22 @@ TINY = RunConfig(dataset="gaussians", preset="cpu", epochs=4, device="cpu", quer
 @pytest.mark.slow
 def test_a_real_job_reports_progress_and_results_and_is_never_duplicated(env):
     store = env
-    configs = comparison_configs(TINY, scorers=["random"], quoters=["none", "drop"], densities=[0.5],
+    configs = comparison_configs(TINY, scorers=["random"], quoters=["none", "drop"], densities=[0.5, 0.7],
                                  seeds=[0], full_data=True)
     job = jobs.submit(store, configs)
-    assert len(job.queued) == 3 and not job.reused
-    again = jobs.submit(store, configs)                      # a second click while it runs
+    assert len(job.queued) == 5 and not job.reused
+    again = jobs.submit(store, configs)                      # a second click (or tab) while it runs
     assert again.queued == () and set(again.joined) | set(again.reused) == set(job.run_ids)
     seen = _wait(store, job)
     assert any(0.0 < p.fraction < 1.0 and p.epochs for p in seen), [p.stage for p in seen]
     assert {p.stage for p in seen} & {"query", "final"}
     assert set(seen[-1].statuses.values()) == {"finished"}
     metrics = store.class_metrics(list(job.run_ids))
-    assert len(metrics[metrics["split"] == "test"]) == 3 * 10
+    assert len(metrics[metrics["split"] == "test"]) == 5 * 10
     assert jobs.submit(store, configs).reused == job.run_ids  # finished: shown, not retrained
-
-    denser = comparison_configs(TINY, scorers=["random"], quoters=["drop"], densities=[0.7], seeds=[0],
-                                full_data=False)
-    job2 = jobs.submit(store, denser)
-    _wait(store, job2)
-    assert store.get_run(job2.run_ids[0])["summary"]["query_cache_hit"] is True
+    first_drop, second_drop = (rid for rid in job.run_ids if store.get_run(rid)["config"]["quoter"] == "drop")
+    assert store.get_run(first_drop)["summary"]["query_cache_hit"] is False
+    assert store.get_run(second_drop)["summary"]["query_cache_hit"] is True   # only the density changed
 
 
 @pytest.mark.slow

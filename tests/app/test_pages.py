@@ -22,15 +22,17 @@ def store(tmp_path, monkeypatch):
     return Store(tmp_path / "runs.sqlite")
 
 
-def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0, dataset="gaussians"):
+def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0, dataset="gaussians", classes=CLASSES,
+             kept_indices=None):
     """A finished run as the pipeline stores it (resolved config), with made-up per-class results."""
     config = resolve(RunConfig(dataset=dataset, scorer=scorer, quoter=quoter, density=density, seed=seed,
                                device="cpu"))[0]
     rid = store.create_run(config.to_dict(), f"{dataset}-{scorer}-{quoter}-{density}-{seed}", status="running")
     store.save_result(rid, {
-        "average_accuracy": sum(accuracy) / 3, "worst_class_accuracy": min(accuracy),
-        "class_accuracy": dict(zip(CLASSES, accuracy)), "kept_per_class": dict(zip(CLASSES, kept)),
-        "class_sizes": dict.fromkeys(CLASSES, 100), "val_recall": dict(zip(CLASSES, [0.9, 0.8, 0.6])),
+        "average_accuracy": sum(accuracy) / len(accuracy), "worst_class_accuracy": min(accuracy),
+        "class_accuracy": dict(zip(classes, accuracy)), "kept_per_class": dict(zip(classes, kept)),
+        "class_sizes": dict.fromkeys(classes, 100), "val_recall": dict.fromkeys(classes, 0.9),
+        "kept_indices": kept_indices,
         "train_size": sum(kept), "query_cache_hit": quoter == "drop", "warnings": [], "timings": {"final": 1.0},
     })
     return rid
@@ -92,6 +94,21 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
     assert not at.exception
     assert store.list_runs()["id"].tolist() == [full, drop]
     assert at.dataframe[0].value["id"].tolist() == [full, drop]
+
+
+def test_results_page_shows_kept_and_pruned_images_of_the_chosen_class(store):
+    digits = [str(k) for k in range(10)]
+    _add_run(store, "random", "none", 1.0, [0.9] * 10, [100] * 10, dataset="digits", classes=digits)
+    _add_run(store, "random", "drop", 0.5, [0.8] * 10, [50] * 10, dataset="digits", classes=digits,
+             kept_indices=list(range(0, 1078, 2)))
+    at = _page("results")
+    assert not at.exception
+    assert [len(i.value) for i in at.image] == [8, 8]          # kept row, pruned row
+    first = at.image[0].value
+    at.selectbox(key="results_class").set_value(3).run()
+    assert not at.exception and [len(i.value) for i in at.image] == [8, 8]
+    assert at.image[0].value != first
+    assert "kept" in _text(at) and "pruned" in _text(at)
 
 
 def test_results_page_refuses_to_compare_across_datasets(store):
