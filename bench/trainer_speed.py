@@ -120,8 +120,10 @@ def classwise_metrics(y_true: np.ndarray, y_pred: np.ndarray, losses: np.ndarray
     """Per-class precision/recall/F1/loss with one sklearn call per class, plus overall accuracy and loss."""
     per_class = {}
     for c in range(k):
-        p, r, f, _ = precision_recall_fscore_support(y_true == c, y_pred == c, average="binary", zero_division=0)
-        per_class[c] = {"precision": p, "recall": r, "f1": f, "loss": float(losses[y_true == c].mean())}
+        mask = y_true == c
+        p, r, f, _ = precision_recall_fscore_support(mask, y_pred == c, average="binary", zero_division=0)
+        per_class[c] = {"precision": p, "recall": r, "f1": f,
+                        "loss": float(losses[mask].mean()) if mask.any() else float("nan")}
     return {"accuracy": accuracy_score(y_true, y_pred), "loss": float(losses.mean()), "classes": per_class}
 
 
@@ -254,7 +256,7 @@ def main() -> None:
     init = copy.deepcopy(base.state_dict())
     fast = resolve_runtime(device, "auto")
     n_train = data.x_train.shape[0]
-    idx = np.sort(np.random.default_rng(0).choice(n_train, int(args.density * n_train), replace=False))
+    idx = np.random.default_rng(0).choice(n_train, int(args.density * n_train), replace=False)   # all classes
     warm_idx = idx[:5 * args.batch_size + 8]
     n_val, n_test = data.x_val.shape[0], data.x_test.shape[0]
     steps = -(-len(idx) // args.batch_size)
