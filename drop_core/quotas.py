@@ -243,14 +243,20 @@ def drop_quotas(class_sizes, recalls, density, *, min_per_class=0, strength=1.0)
     return _quotas(sizes, _error_weights(r, tau), density, floor)
 
 
-def uniform_quotas(class_sizes, density) -> np.ndarray:
-    """Keep every class at the same density d (class proportions unchanged)."""
-    sizes = _check_sizes(class_sizes, "uniform_quotas")
-    density = _check_float(density, "density", "uniform_quotas", 0.0, 1.0, lo_open=True)
-    return _quotas(sizes, np.ones(sizes.size), density, 0)
+def uniform_quotas(class_sizes, density, *, min_per_class=0) -> np.ndarray:
+    """Keep every class at the same density d (class proportions unchanged).
+
+    ``min_per_class`` lifts small classes to min(min_per_class, N_k) as in :func:`drop_quotas`.
+    """
+    caller = "uniform_quotas"
+    sizes = _check_sizes(class_sizes, caller)
+    density = _check_float(density, "density", caller, 0.0, 1.0, lo_open=True)
+    floor = _check_min_per_class(min_per_class, caller)
+    return _quotas(sizes, np.ones(sizes.size), density, floor)
 
 
-def authors_code_quotas(class_sizes, recalls, density) -> np.ndarray:
+def authors_code_quotas(class_sizes, recalls, density, *, min_per_class=0,
+                        strength=1.0) -> np.ndarray:
     """The reference code's rule: *counts* proportional to 1 - r_k, ignoring class sizes.
 
     Saturated classes are capped at N_k and their excess is redistributed in proportion
@@ -260,21 +266,24 @@ def authors_code_quotas(class_sizes, recalls, density) -> np.ndarray:
     saturation pass; all-zero errors spread the budget by class size instead of raising
     ZeroDivisionError. On balanced data this equals :func:`drop_quotas`; on imbalanced
     data it does not (docs/drop-paper-notes.md §2.3).
+
+    ``min_per_class`` and ``strength`` (counts proportional to (1 - r_k)**strength, so 0
+    gives equal counts per class) work as in :func:`drop_quotas`; the code has neither.
     """
-    caller = "authors_code_quotas"
-    sizes = _check_sizes(class_sizes, caller)
-    r = _check_recalls(recalls, sizes.size, caller)
-    density = _check_float(density, "density", caller, 0.0, 1.0, lo_open=True)
+    sizes, r, density, floor, tau = _check_drop_args(
+        class_sizes, recalls, density, min_per_class, strength, "authors_code_quotas")
     # counts = E * w_k / sum(w) is Algorithm 1 with per-sample weight w_k / N_k
-    weights = np.divide(1.0 - r, sizes, out=np.zeros(sizes.size), where=sizes > 0)
-    return _quotas(sizes, weights, density, 0)
+    weights = np.divide(_error_weights(r, tau), sizes, out=np.zeros(sizes.size),
+                        where=sizes > 0)
+    return _quotas(sizes, weights, density, floor)
 
 
 # --------------------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
 class QuotaParams:
-    """Options shared by the quota rules (each rule reads what it needs)."""
+    """Options of the quota rules: ``min_per_class`` applies to every rule with quotas,
+    ``strength`` to the error-based ones (``drop``, ``drop_authors``)."""
 
     min_per_class: int = 0
     strength: float = 1.0
@@ -301,7 +310,7 @@ def _none(class_sizes: np.ndarray, recalls: np.ndarray | None, density: float,
 @QUOTERS.register("uniform", "keep every class at the dataset density (class proportions kept)")
 def _uniform(class_sizes: np.ndarray, recalls: np.ndarray | None, density: float,
              params: QuotaParams) -> np.ndarray:
-    return uniform_quotas(class_sizes, density)
+    return uniform_quotas(class_sizes, density, min_per_class=params.min_per_class)
 
 
 @QUOTERS.register("drop", "DRoP Algorithm 1: class densities proportional to validation error")
@@ -316,4 +325,5 @@ def _drop(class_sizes: np.ndarray, recalls: np.ndarray | None, density: float,
                   "(differs from the paper on imbalanced data)")
 def _drop_authors(class_sizes: np.ndarray, recalls: np.ndarray | None, density: float,
                   params: QuotaParams) -> np.ndarray:
-    return authors_code_quotas(class_sizes, recalls, density)
+    return authors_code_quotas(class_sizes, recalls, density,
+                               min_per_class=params.min_per_class, strength=params.strength)

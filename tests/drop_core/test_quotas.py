@@ -107,6 +107,13 @@ def test_strength_moves_the_hardest_class_monotonically():
     assert hardest == sorted(hardest) and hardest[0] < hardest[-1]
 
 
+def test_authors_rule_and_uniform_take_floor_and_strength_too():
+    # authors: counts 1250:2500 ~ error; strength 0 gives equal counts
+    assert authors_code_quotas([5000, 2500], [0.9, 0.8], 0.5, strength=0.0).tolist() == [1875, 1875]
+    assert authors_code_quotas([100, 100], [1.0, 0.5], 0.3, min_per_class=15).tolist() == [15, 45]
+    assert uniform_quotas([1000, 10], 0.1, min_per_class=5).tolist() == [96, 5]
+
+
 def test_rounding_is_largest_remainder_and_halves_round_up():
     # 3 equal classes of 5, d=0.5: budget round(7.5)=8, exact 2.5 each -> one class gets 3
     out = uniform_quotas([5, 5, 5], 0.5)
@@ -239,6 +246,10 @@ def test_quoter_registry_names_and_signature():
     floor = QUOTERS.get("drop")(np.array([100, 100]), np.array([1.0, 0.5]), 0.3,
                                 QuotaParams(min_per_class=15, strength=1.0))
     assert floor.tolist() == [15, 45]
+    for name in ("uniform", "drop_authors"):
+        lifted = QUOTERS.get(name)(np.array([1000, 10]), np.array([0.5, 1.0]), 0.1,
+                                   QuotaParams(min_per_class=5))
+        assert lifted.tolist() == [96, 5]
 
 
 def test_quoter_needs_recalls():
