@@ -147,28 +147,33 @@ def _water_fill(sizes: np.ndarray, weights: np.ndarray, budget: float,
     return counts
 
 
-def _allocate(sizes: np.ndarray, weights: np.ndarray, budget: int, floor: int) -> np.ndarray:
-    """Real-valued counts: Algorithm 1 with the lower bound min(floor, N_k) per class.
+def _allocate(sizes: np.ndarray, weights: np.ndarray, total: float, floor: int) -> np.ndarray:
+    """Real-valued counts summing to ``total``: Algorithm 1 with the lower bound
+    min(floor, N_k) per class.
 
     A class whose Algorithm-1 count falls below its bound is fixed at the bound, and the
     rest of the budget is re-run over the remaining classes, until no class is below.
     """
     lower = np.minimum(floor, sizes).astype(np.float64)
-    if lower.sum() > budget:
-        raise ValueError(
-            f"The 'min_per_class' parameter is too large: keeping min({floor}, N_k) samples "
-            f"per class needs {int(lower.sum())} samples, but the budget round(d*N) is only "
-            f"{budget}. Lower min_per_class or raise the density."
-        )
     fixed = np.zeros(sizes.size, dtype=bool)
     while True:
-        rest = budget - lower[fixed].sum()
+        rest = total - lower[fixed].sum()
         counts = _water_fill(sizes, weights, rest, ~fixed)
         counts[fixed] = lower[fixed]
         below = ~fixed & (counts < lower - 1e-9)
         if not below.any():
             return counts
         fixed |= below
+
+
+def _check_floor(sizes: np.ndarray, floor: int, budget: int) -> None:
+    need = int(np.minimum(floor, sizes).sum())
+    if need > budget:
+        raise ValueError(
+            f"The 'min_per_class' parameter is too large: keeping min({floor}, N_k) samples "
+            f"per class needs {need} samples, but the budget round(d*N) is only {budget}. "
+            f"Lower min_per_class or raise the density."
+        )
 
 
 def _round_largest_remainder(exact: np.ndarray, sizes: np.ndarray, total: int) -> np.ndarray:
@@ -194,8 +199,14 @@ def _round_largest_remainder(exact: np.ndarray, sizes: np.ndarray, total: int) -
 
 
 def _quotas(sizes: np.ndarray, weights: np.ndarray, density: float, floor: int) -> np.ndarray:
+    """Largest-remainder rounding of the exact counts at budget d*N to the total round(d*N).
+
+    Rounding the exact counts at d*N itself (not at round(d*N)) keeps every count within 1
+    of Algorithm 1's real-valued N_k d_k; the remainders always suffice to reach the total.
+    """
     budget = _budget(sizes, density)
-    exact = _allocate(sizes, weights, budget, floor)
+    _check_floor(sizes, floor, budget)
+    exact = _allocate(sizes, weights, density * float(sizes.sum()), floor)
     return _round_largest_remainder(exact, sizes, budget)
 
 
@@ -204,7 +215,8 @@ def exact_drop_counts(class_sizes, recalls, density, *, min_per_class=0,
     """The real-valued counts N_k * d_k that :func:`drop_quotas` rounds (for tests and plots)."""
     sizes, r, density, floor, tau = _check_drop_args(
         class_sizes, recalls, density, min_per_class, strength, "drop_quotas")
-    return _allocate(sizes, _error_weights(r, tau), _budget(sizes, density), floor)
+    _check_floor(sizes, floor, _budget(sizes, density))
+    return _allocate(sizes, _error_weights(r, tau), density * float(sizes.sum()), floor)
 
 
 def _error_weights(recalls: np.ndarray, strength: float) -> np.ndarray:

@@ -126,7 +126,7 @@ def _check_counts(out, sizes, exact, d):
     assert out.dtype == np.int64
     assert out.sum() == _budget(sizes, d)
     assert np.all(out >= 0) and np.all(out <= sizes)
-    assert np.all(np.abs(out - exact) < 1 + 1e-6)
+    assert np.all(np.abs(out - exact) < 1 + 1e-9)
 
 
 @settings(max_examples=150, deadline=None)
