@@ -105,7 +105,7 @@ class RunConfig:
     query_fraction: float | None = _f("length of early query runs as a fraction of the epochs")
     query_inits: int | None = _f("query models averaged for early scorers (full-length scorers train one)")
     strength: float = _f("DRoP strength tau: weights (1-r_k)**tau; 1 is the paper, 0 uniform", default=1.0)
-    min_per_class: int = _f("every class keeps at least this many samples (0: the paper)", default=0)
+    min_per_class: int | None = _f("every class keeps at least this many samples (0: the paper)")
     forgetting_never_learned: str = _f("forgetting score of never-learned samples: max (Toneva) or zero "
                                        "(authors' code)", default="max")
     du_window: int = _f("Dynamic Uncertainty window J", default=10)
@@ -235,7 +235,7 @@ def _validate(cfg: RunConfig) -> None:
             raise _range_error(name, "an int in the range [1, inf)", v)
     for name in ("seed", "data_seed", "min_per_class"):
         v = getattr(cfg, name)
-        if not (_is_int(v) and v >= 0):
+        if v is not None and not (_is_int(v) and v >= 0):
             raise _range_error(name, "an int in the range [0, inf)", v)
     if not (_is_num(cfg.strength) and 0.0 <= cfg.strength <= 1.0):
         raise _range_error("strength", "a float in the range [0.0, 1.0]", cfg.strength)

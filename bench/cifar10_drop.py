@@ -1,0 +1,128 @@
+"""The paper's comparison (Table 2 / Fig. 5 style) at CPU scale: average and worst-class accuracy.
+
+Methods: full data, Random, EL2N, Forgetting, Random+DRoP, EL2N+DRoP at each density, over
+several seeds; each cell is mean [min, max] over seeds (the paper's error bands).
+
+    .venv/bin/python bench/cifar10_drop.py --data /tmp/cifar10          # CIFAR-10 image folder
+    .venv/bin/python bench/cifar10_drop.py --dataset gaussians           # any registered dataset
+
+``--data PATH`` is an image-folder tree with PATH/train/<class>/ and PATH/test/<class>/, e.g.
+``unzip -q ../shared/data/cifar10-jpeg.zip -d /tmp/cifar10``. Runs go through the results
+store (``--store``), so an interrupted benchmark resumes where it stopped and a finished cell
+is never trained twice; query models are shared through the cache. The table and the
+headline (Random+DRoP minus Random in worst-class accuracy at the lowest density) come last.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from drop_core.metrics import summarize_seeds  # noqa: E402
+from drop_core.pipeline import RunConfig, run  # noqa: E402
+from drop_core.store import Store  # noqa: E402
+
+METHODS = {   # name -> (scorer, quoter)
+    "Random": ("random", "none"),
+    "EL2N": ("el2n", "none"),
+    "Forgetting": ("forgetting", "none"),
+    "Random+DRoP": ("random", "drop"),
+    "EL2N+DRoP": ("el2n", "drop"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", help="image-folder root of CIFAR-10 (PATH/train, PATH/test)")
+    src.add_argument("--dataset", help="a registered dataset name instead (digits, gaussians, cifar10, ...)")
+    p.add_argument("--model", help="default: the preset's model for the dataset")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--epochs", type=int, help="full-data epochs (default: the preset's)")
+    p.add_argument("--query-inits", type=int, help="EL2N / Random+DRoP query inits (default: the preset's)")
+    p.add_argument("--query-epochs", type=int, help="epochs of each query run (default: from the preset)")
+    p.add_argument("--epoch-scaling", action=argparse.BooleanOptionalAction, default=None,
+                   help="final models train (0.5+0.5d)/d times the epochs (default: the preset's)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--densities", type=float, nargs="+", default=[0.3, 0.5])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--no-full", action="store_true", help="skip the full-data baseline")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--store", default="runs/bench.sqlite")
+    p.add_argument("--cache-dir")
+    return p.parse_args(argv)
+
+
+def base_config(args: argparse.Namespace) -> dict:
+    base = {"dataset": args.dataset or f"imagefolder:{args.data}", "preset": args.preset, "device": args.device}
+    for key in ("model", "epochs", "query_inits", "query_epochs", "epoch_scaling", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    return base
+
+
+def cells(args: argparse.Namespace) -> list[tuple[str, float, dict]]:
+    """(method, density, config) for every cell of the table, one config per seed listed later."""
+    out = [] if args.no_full else [("full data", 1.0, {"scorer": "random", "quoter": "none", "density": 1.0})]
+    for d in args.densities:
+        for m in args.methods:
+            scorer, quoter = METHODS[m]
+            out.append((m, d, {"scorer": scorer, "quoter": quoter, "density": d}))
+    return out
+
+
+def fmt(stats: dict) -> str:
+    return f"{100 * stats['mean']:5.1f} [{100 * stats['min']:5.1f}, {100 * stats['max']:5.1f}]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = base_config(args)
+    store = Store(args.store)
+    rows = []
+    t0 = time.perf_counter()
+    for method, density, cfg in cells(args):
+        per_seed, secs, cached = [], 0.0, 0
+        for seed in args.seeds:
+            r = run(RunConfig.from_dict({**base, **cfg, "seed": seed}), store=store, cache_dir=args.cache_dir)
+            per_seed.append({"average_accuracy": r.average_accuracy, "worst_class_accuracy": r.worst_class_accuracy})
+            secs += sum(r.timings.values())
+            cached += r.reused
+            print(f"  {method:<12} d={density:<4} seed {seed}: avg {r.average_accuracy:.4f} worst "
+                  f"{r.worst_class_accuracy:.4f} ({r.worst_class}) {sum(r.timings.values()):.1f} s"
+                  + (" [stored]" if r.reused else ""), file=sys.stderr, flush=True)
+        rows.append((method, density, summarize_seeds(per_seed), secs))
+    resolved = r.config
+    print(f"# {resolved['dataset']} / {resolved['model']} / preset {resolved['preset']}: {resolved['epochs']} epochs "
+          f"(epoch scaling {'on' if resolved['epoch_scaling'] else 'off'}), query: early {resolved['query_fraction']} "
+          f"x epochs x {resolved['query_inits']} inits, full-length for Forgetting; seeds {args.seeds}")
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"device {resolved['device']}, {torch.get_num_threads()} threads; wall {time.perf_counter() - t0:.0f} s")
+    print()
+    print("| method | density | average acc % mean [min, max] | worst-class acc % mean [min, max] | run s |")
+    print("|---|---|---|---|---|")
+    for method, density, s, secs in rows:
+        print(f"| {method} | {density:g} | {fmt(s['average_accuracy'])} | {fmt(s['worst_class_accuracy'])} "
+              f"| {secs / len(args.seeds):.0f} |")
+    worst = {(m, d): s["worst_class_accuracy"]["mean"] for m, d, s, _ in rows}
+    d_min = min(args.densities)
+    if ("Random+DRoP", d_min) in worst and ("Random", d_min) in worst:
+        gain = 100 * (worst[("Random+DRoP", d_min)] - worst[("Random", d_min)])
+        print(f"\nworst-class accuracy, Random+DRoP minus Random at d={d_min:g}: {gain:+.1f} points")
+
+
+if __name__ == "__main__":
+    main()
