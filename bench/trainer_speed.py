@@ -218,6 +218,49 @@ def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, dev
 
 # ---- driver -------------------------------------------------------------------------------------------------
 
+def _reference_step(base: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[nn.Module, float]:
+    """One plain fp32 SGD step, A's way, from ``base``'s weights; returns the model and the batch loss."""
+    model = copy.deepcopy(base).to(x.device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return model, loss.item()
+
+
+def _max_gap(a: nn.Module, b: nn.Module) -> float:
+    return max((p.float() - q.float()).abs().max().item()
+               for p, q in zip(a.state_dict().values(), b.state_dict().values()) if p.is_floating_point())
+
+
+def equivalence_check(base: nn.Module, data: Dataset, batch: int, device: torch.device) -> str:
+    """One fp32 step without augmentation on the same batch from the same weights, A's way and ours
+    (notes §4.3.5): the batch losses must agree to float tolerance, and the weight updates closely.
+    The updates cannot agree to rounding: uint8 images give exact max-pool ties, and any float-level
+    difference (PIL ToTensor vs our fused normaliser, channels_last kernels, batch order) breaks them
+    differently. A's own sensitivity is shown beside it: A on PIL input vs A on our normalised input."""
+    idx = np.random.default_rng(1).choice(data.x_train.shape[0], batch, replace=False)
+    ours = copy.deepcopy(base)
+    cfg = TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+                      schedule="constant", augment=False, precision="fp32")
+    loss_ours = train(ours, data, idx, cfg, device=device).history[0]["loss"]
+
+    plain = transforms.Compose([transforms.ToTensor(), transforms.Normalize(data.mean.tolist(), data.std.tolist())])
+    hwc = data.x_train[idx].permute(0, 2, 3, 1).squeeze(-1).numpy()
+    x_pil = torch.stack([plain(Image.fromarray(img)) for img in hwc]).to(device)
+    x_ours = Normalizer(data, device)(data.x_train[idx].to(device))
+    y = data.y_train[idx].to(device)
+    ref, loss_ref = _reference_step(base, x_pil, y)
+    ref_rounded, _ = _reference_step(base, x_ours, y)
+    update = _max_gap(ref, base.to(device))
+    rel, rel_self = _max_gap(ref, ours.to(device)) / update, _max_gap(ref, ref_rounded) / update
+    verdict = "OK" if abs(loss_ref - loss_ours) < 1e-5 and rel < 0.05 else "MISMATCH"
+    return (f"# equivalence ({verdict}): one fp32 step, no augmentation, same batch and initial weights: "
+            f"loss A {loss_ref:.6f} vs ours {loss_ours:.6f}; weights differ by {rel:.1%} of the largest update "
+            f"(A vs itself on our rounding of the input: {rel_self:.1%}; max-pool ties on uint8 images)")
+
+
 def cpu_name() -> str:
     path = Path("/proc/cpuinfo")
     if path.exists():
@@ -272,6 +315,7 @@ def main() -> None:
           f"{args.batch_size}, partial last batch kept) + one val+test evaluation ({n_val + n_test} images); "
           f"not a full run")
 
+    print(equivalence_check(base, data, args.batch_size, device))
     configs = {
         "A reference (PIL + DataLoader, fp32)": lambda m, i: reference_epoch(m, data, i, args.batch_size, device),
         "B ours faithful (fp32)": lambda m, i: ours_epoch(m, data, i, args.batch_size, device, "fp32"),
