@@ -20,7 +20,9 @@ import itertools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ AXES = ("scorer", "quoter", "density", "seed")   # the RunConfig fields a grid v
 # RunConfig fields only the final model reads (the query plan covers how quoter and density shape the query stage)
 FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling", "selection", "augment")
 POLL_SECONDS = 0.5            # driver: how often it collects progress and checks cancel flags
-EVENT_EVERY_SECONDS = 2.0     # worker: at most one progress event per run this often within one (stage, epoch)
+EVENT_EVERY_SECONDS = 2.0     # worker: at most one per-step progress event per run this often
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -94,8 +96,13 @@ def expand_grid(spec: GridSpec) -> list[dict]:
     if clash:
         raise DropError(f"The 'base' settings of a sweep must not set a grid axis; give {clash[0]!r} "
                         f"as a sweep parameter instead. Got base keys {sorted(spec.base)}.")
-    return [{**spec.base, "dataset": spec.dataset, "scorer": s, "quoter": q, "density": float(d), "seed": int(seed)}
+    return [{**spec.base, "dataset": spec.dataset, "scorer": s, "quoter": q, "density": _as_float(d), "seed": seed}
             for s, q, d, seed in itertools.product(*axes.values())]
+
+
+def _as_float(value: Any) -> Any:
+    """An int density becomes a float (1 and 1.0 are one run key); anything else is left to the pipeline's checks."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def query_family(config: dict) -> str:
@@ -217,7 +224,7 @@ class _Relay:
         return items
 
     def ping(self) -> None:
-        """A blocking call on it guarantees the caller's earlier pushes have arrived."""
+        """Once a ping's reference resolves, the caller's earlier pushes have arrived (one caller's calls run in order)."""
 
 
 def _ray_query(config: dict, group: int, relay, threads: int, cache_dir: str | None, _after: Any) -> str | None:
@@ -320,7 +327,7 @@ class _Recorder:
     def interrupt_unfinished(self) -> None:
         for run_id, p in self.by_run.items():
             if p.status in ("queued", "running"):
-                self.store.set_status(run_id, "interrupted", error="the sweep driver stopped before this point ran")
+                self.store.set_status(run_id, "interrupted", error="the sweep driver stopped before this point finished")
                 p.status = "interrupted"
 
     def _echo(self, p: Point, text: str) -> None:
@@ -593,6 +600,24 @@ def _check_options(o: EngineOptions) -> None:
         raise DropError(f"The 'num_cpus' parameter of a sweep must be an int >= 1. Got {o.num_cpus} instead.")
 
 
+@contextlib.contextmanager
+def sigterm_ends_sweep():
+    """In a process's main thread, SIGTERM (a SLURM time limit, a job's cancel) ends the sweep like Ctrl-C:
+    the driver marks its unfinished points interrupted, and a rerun picks them up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def launch_sweep(grid_spec: GridSpec | Mapping[str, Any], store_path: str | None, engine: str = "ray", *,
                  sweep_id: int | None = None, num_cpus: int | None = None, cpus_per_run: float = 1.0,
                  gpus_per_run: float = 0.0, address: str | None = None, cache_dir: str | None = None) -> dict:
@@ -607,7 +632,8 @@ def launch_sweep(grid_spec: GridSpec | Mapping[str, Any], store_path: str | None
                             gpus_per_run=gpus_per_run, cache_dir=cache_dir)
     from drop_core.store import Store
 
-    return run_sweep(spec, Store(store_path), engine=engine, options=options, sweep_id=sweep_id).to_dict()
+    with sigterm_ends_sweep():
+        return run_sweep(spec, Store(store_path), engine=engine, options=options, sweep_id=sweep_id).to_dict()
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -630,12 +656,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--scorers", nargs="+", default=[], metavar="SCORER", help="scoring methods, e.g. el2n forgetting")
     p.add_argument("--quoters", nargs="+", default=[], metavar="QUOTER", help="quota rules, e.g. none uniform drop")
     p.add_argument("--densities", nargs="+", type=float, default=[], metavar="D", help="fractions kept, in (0, 1]")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="SEED", help="seeds (default: 0)")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: 0)")
     p.add_argument("--model", help="model name (default: the preset's)")
     p.add_argument("--preset", help="training preset (default: the pipeline's)")
     p.add_argument("--epochs", type=int, help="final-model epochs (default: the preset's)")
     p.add_argument("--data-root", help="folder with the dataset files")
     p.add_argument("--device", help="device inside each run, e.g. auto, cpu, cuda (default: auto)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other run setting, the same at every point, e.g. --set query_inits=5 "
+                        "--set selection=random (see `run --help`; VALUE is read as JSON when it parses)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs (and torch threads) per point (default: 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0,
                    help="Ray GPUs per point; a fraction such as 0.25 lets four small runs share one GPU (default: 0)")
@@ -643,24 +672,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--store", help=f"results store (default: $DROP_STORE or {default_store_path()})")
     p.add_argument("--name", default="", help="a name for the sweep in the store")
     p.add_argument("--smoke-test", action="store_true",
-                   help="a tiny grid on digits (2 scorers x 2 quota rules x 2 densities, 2 epochs)")
+                   help="a fixed tiny grid on digits (2 scorers x 2 quota rules x 2 densities, 2 epochs); "
+                        "no grid options with it")
     p.add_argument("--json", action="store_true", help="print the sweep report as JSON")
     p.set_defaults(func=cli_sweep)
     return p
 
 
+GRID_OPTIONS = ("dataset", "scorers", "quoters", "densities", "seeds", "model", "preset", "epochs", "data_root",
+                "device", "set", "name")
+
+
 def spec_from_args(args: argparse.Namespace) -> GridSpec:
     """The grid a ``sweep`` command line asks for."""
     if args.smoke_test:
+        given = [name for name in GRID_OPTIONS if getattr(args, name)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise DropError(f"--smoke-test runs a fixed grid; leave out {flags}, or --smoke-test.")
         return SMOKE_TEST
     base = {k: getattr(args, k) for k in ("model", "preset", "epochs", "data_root", "device")
             if getattr(args, k) is not None}
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise DropError(f"The '--set' option must look like KEY=VALUE. Got {item!r} instead.")
+        try:
+            base[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            base[key.strip()] = text
     if args.dataset is None:
         from drop_core.pipeline import DEFAULT_DATASET
 
         args.dataset = DEFAULT_DATASET
     return GridSpec(dataset=args.dataset, scorers=tuple(args.scorers), quoters=tuple(args.quoters),
-                    densities=tuple(args.densities), seeds=tuple(args.seeds), base=base, name=args.name)
+                    densities=tuple(args.densities), seeds=tuple(args.seeds or (0,)), base=base, name=args.name)
 
 
 def cli_sweep(args: argparse.Namespace) -> int:
@@ -670,8 +716,9 @@ def cli_sweep(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     options = EngineOptions(address=args.address, num_cpus=args.num_cpus, cpus_per_run=args.cpus_per_run,
                             gpus_per_run=args.gpus_per_run, cache_dir=args.cache_dir)
-    report = run_sweep(spec, Store(args.store), engine=args.engine, options=options,
-                       echo=lambda line: print(line, file=sys.stderr, flush=True))
+    with sigterm_ends_sweep():
+        report = run_sweep(spec, Store(args.store), engine=args.engine, options=options,
+                           echo=lambda line: print(line, file=sys.stderr, flush=True))
     counts = report.counts()
     if args.json:
         print(json.dumps(report.to_dict(), indent=1, default=str))
