@@ -112,6 +112,16 @@ def test_bf16_autocast_trains_too():
     assert train(make_model(data), data, None, cfg).val_accuracy >= 0.95
 
 
+def test_label_smoothing_sets_a_loss_floor():
+    data = blobs()
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, augment=False, precision="fp32")
+    plain = train(make_model(data), data, None, cfg).history[-1]["loss"]
+    smooth = train(make_model(data), data, None, TrainConfig(**{**cfg.__dict__, "label_smoothing": 0.2}))
+    floor = -(0.8 + 0.2 / 3) * np.log(0.8 + 0.2 / 3) - 2 * (0.2 / 3) * np.log(0.2 / 3)   # entropy of the target
+    assert plain < 0.3 < floor <= smooth.history[-1]["loss"]
+    assert smooth.val_accuracy >= 0.95
+
+
 # ---- determinism ----------------------------------------------------------------------------------------------
 
 def test_same_seed_same_result_other_seed_differs():
