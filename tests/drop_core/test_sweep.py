@@ -218,3 +218,22 @@ def test_launch_sweep_fills_a_sweep_the_app_created(tmp_path):
     runs = Store(path).list_runs(sweep_id=sweep_id)
     assert list(runs.status) == ["finished"]
     assert json.loads(json.dumps(report))["points"][0]["run_id"] == int(runs.id[0])   # plain data
+
+
+def test_local_engine_skips_a_point_cancelled_while_queued(tmp_path):
+    torch.set_num_threads(1)
+    store = Store(tmp_path / "s.sqlite")
+    spec = sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform",), densities=(0.5, 0.6),
+                          base={"epochs": 1})
+
+    def cancel_the_rest(line: str) -> None:   # the app's Cancel button, pressed when the first point is done
+        if line.startswith("[1/2]"):
+            for run_id in store.list_runs(status="queued").id:
+                store.request_cancel(int(run_id))
+
+    report = sweep.run_sweep(spec, store, engine="local", echo=cancel_the_rest,
+                             options=sweep.EngineOptions(cache_dir=str(tmp_path / "cache")))
+    assert [p.status for p in report.points] == ["finished", "cancelled"]
+    cancelled = store.get_run(report.points[1].run_id)
+    assert cancelled["status"] == "cancelled" and cancelled["started"] is None      # never ran
+    assert "final" not in [e["stage"] for e in store.events(report.points[1].run_id)]
