@@ -71,6 +71,9 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-store", action="store_true", help="do not record the run in a store")
     p.add_argument("--force", action="store_true", help="rerun even if an identical run already finished")
     p.add_argument("--cache-dir", help="query cache folder (default: $DROP_CACHE or runs/cache)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default: 1, measured 10x+ faster than 2 for the embedded datasets on "
+                        "a busy 2-core machine; raise it for big models on an idle machine)")
     p.add_argument("--json", action="store_true", help="print each result as one JSON line on stdout")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars (they are off anyway when stderr is not a terminal) and no log lines "
@@ -124,6 +127,12 @@ def _configs(args: argparse.Namespace) -> list:
 def cmd_run(args: argparse.Namespace) -> int:
     from drop_core import pipeline
 
+    import torch
+
+    if args.threads < 1:
+        raise DropError(f"The 'threads' parameter of run must be an int in the range [1, inf). Got {args.threads} "
+                        f"instead.")
+    torch.set_num_threads(args.threads)
     configs = _configs(args)
     store = None if args.no_store else Store(args.store)
     bars = _Bars(args.quiet)
