@@ -356,9 +356,13 @@ def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts:
 
     for group in groups:
         members = [todo[i] for i in group]
+
+        def to_members(event: dict, members: list[Point] = members) -> None:
+            for p in members:
+                rec.event(p.run_id, event)
+
         try:
-            run_query(members[0].config, cache_dir=opts.cache_dir,
-                      progress=_Throttle(lambda ev: [rec.event(p.run_id, ev) for p in members]))
+            run_query(members[0].config, cache_dir=opts.cache_dir, progress=_Throttle(to_members))
         except Exception as exc:   # recorded per point; the sweep goes on
             for p in members:
                 rec.failed(p.run_id, f"query stage failed: {_error_text(exc)}")
@@ -390,6 +394,7 @@ def _run_ray(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: E
     query_task = ray.remote(_ray_query).options(**res)
     point_task = ray.remote(_ray_point).options(**res)
     pending: dict[Any, Point] = {}
+    ref_of: dict[int, Any] = {}
     group_of: dict[int, list[Point]] = {}
     last_of_family: dict[str, Any] = {}
     for g, group in enumerate(groups):
@@ -399,12 +404,16 @@ def _run_ray(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: E
         qref = query_task.remote(members[0].config, g, relay, threads, opts.cache_dir, last_of_family.get(family))
         last_of_family[family] = qref
         for p in members:
-            pending[point_task.remote(p.config, p.run_id, relay, threads, opts.cache_dir, qref)] = p
+            ref = point_task.remote(p.config, p.run_id, relay, threads, opts.cache_dir, qref)
+            pending[ref], ref_of[p.run_id] = p, ref
 
     def drain() -> None:
         for kind, ident, event in ray.get(relay.drain.remote()):
             if kind == "start":
-                rec.started(ident, event)
+                if rec.store.cancel_requested(ident):    # cancelled while it waited for a worker
+                    ray.cancel(ref_of[ident])
+                else:
+                    rec.started(ident, event)
             elif kind == "point":
                 rec.event(ident, event)
             else:   # a query stage: shown on every point waiting for it
@@ -431,8 +440,8 @@ def _run_ray(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: E
                     rec.finished(p.run_id, out["result"])
                 else:
                     rec.failed(p.run_id, out["error"])
-            for ref, p in pending.items():
-                if rec.store.cancel_requested(p.run_id):
+            for ref, p in pending.items():   # only running points: a few per node, one query each
+                if p.status == "running" and rec.store.cancel_requested(p.run_id):
                     ray.cancel(ref)
     finally:
         for ref in pending:
