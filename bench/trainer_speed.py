@@ -52,7 +52,7 @@ from drop_core.train.device import resolve_runtime  # noqa: E402
 from drop_core.train.evaluate import evaluate  # noqa: E402
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4     # SGD as in the authors' trainer (lr per model; 0.1 for VGG/CIFAR)
-TRANSLATE = 0.15                                 # RandomAffine(translate=(0.15, 0.15)): up to round(4.8) = 5 px on 32 px
+TRANSLATE = 0.15                                 # RandomAffine(translate=(0.15, 0.15)): up to 5 px on 32 px
 GEN_TRAIN, GEN_TEST = 50_000, 10_000             # generated CIFAR-shaped data when no --data is given
 
 
@@ -139,7 +139,8 @@ def now() -> np.ndarray:
 
 def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int,
                     device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """A: one epoch over the subset ``idx``, then its train/val/test metrics; returns (train, eval) (wall s, CPU s) pairs."""
+    """A: one epoch over the subset ``idx``, then its train/val/test metrics; returns (train, eval)
+    (wall s, CPU s) pairs."""
     mean, std = data.mean.tolist(), data.std.tolist()
     shift = data.max_shift / data.input_shape[-1]
     train_tf = transforms.Compose([transforms.RandomHorizontalFlip(),
@@ -150,6 +151,9 @@ def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int
     train_set = WithIndex(Subset(ArrayImages(hwc(data.x_train), data.y_train.numpy(), train_tf),
                                  idx))
     loader = DataLoader(train_set, batch_size=batch, shuffle=True, num_workers=0)
+    eval_loaders = {split: DataLoader(ArrayImages(hwc(x), y.numpy(), plain_tf), batch_size=batch, shuffle=False,
+                                      num_workers=0)
+                    for split, x, y in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))}
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[80, 120], gamma=0.2)
     k = data.num_classes
@@ -173,12 +177,11 @@ def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int
 
     logits = torch.cat(outs)
     y_tr = torch.cat(targets)
+    # per-epoch train/val/test metrics, kept as the authors' trainer keeps them (they save them to JSON)
     metrics = {"train": classwise_metrics(y_tr.numpy(), logits.argmax(1).numpy(),
                                           F.cross_entropy(logits, y_tr, reduction="none").numpy(), k)}
     model.eval()
-    for split, x_split, y_split in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test)):
-        eval_loader = DataLoader(ArrayImages(hwc(x_split), y_split.numpy(), plain_tf), batch_size=batch,
-                                 shuffle=False, num_workers=0)
+    for split, eval_loader in eval_loaders.items():
         preds, losses, ys = [], [], []
         with torch.no_grad():
             for x, y in eval_loader:
@@ -197,8 +200,8 @@ def reference_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int
 def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device,
                precision: str) -> tuple[np.ndarray, np.ndarray]:
     """B/C: one epoch over the subset ``idx`` with val evaluated by the trainer, then test evaluated once;
-    returns (train, eval) (wall s, CPU s) pairs. The end of training is stamped (after a device sync) by the progress
-    callback at the last step."""
+    returns (train, eval) (wall s, CPU s) pairs. The end of training is stamped (after a device sync)
+    by the progress callback at the last step."""
     cfg = TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
                       augment=True, precision=precision, eval_val_every_epoch=True)
     stamps: list[np.ndarray] = []
@@ -212,7 +215,7 @@ def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, dev
     t0 = now()
     result = train(model, data, idx, cfg, device=device, progress=on_event)    # steps + the val evaluation
     rt = resolve_runtime(device, precision)
-    evaluate(result.model, data.x_test, data.y_test, Normalizer(data, rt.device), rt, data.num_classes)                                                  # one host copy: synced
+    evaluate(result.model, data.x_test, data.y_test, Normalizer(data, rt.device), rt, data.num_classes)  # synced
     return stamps[0] - t0, now() - stamps[0]
 
 

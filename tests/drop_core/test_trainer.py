@@ -14,12 +14,11 @@ from drop_core.data.base import Dataset
 from drop_core.errors import DropError
 from drop_core.train import Stopped, TrainConfig, predict, train
 from drop_core.train.augment import Normalizer, augment, random_flip, random_translate, translate
-from drop_core.train.device import cpu_has_native_bf16, resolve_device, resolve_precision
+from drop_core.train.device import cpu_has_native_bf16, resolve_device, resolve_precision, resolve_runtime
 from drop_core.train.evaluate import class_mean, class_recall, confusion_matrix, evaluate
 from drop_core.train.record import final_outputs
 from drop_core.train.schedules import SCHEDULES
 from drop_core.train.trainer import _batch_bounds
-from drop_core.train.device import resolve_runtime
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
