@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     resolved = r.config
     print(f"# {resolved['dataset']} / {resolved['model']} / preset {resolved['preset']}: {resolved['epochs']} epochs "
           f"(epoch scaling {'on' if resolved['epoch_scaling'] else 'off'}), query: early {resolved['query_fraction']} "
-          f"x epochs x {resolved['query_inits']} inits, full-length for Forgetting; seeds {args.seeds}")
+          f"x epochs x {resolved['query_inits']} inits, full-length for Forgetting; DRoP floor "
+          f"{resolved['min_per_class']} per class; seeds {args.seeds}")
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"device {resolved['device']}, {torch.get_num_threads()} threads; wall {time.perf_counter() - t0:.0f} s")
     print()

@@ -175,7 +175,7 @@ def _print_result(r) -> None:
     print(f"  average accuracy     {r.average_accuracy:.4f}")
     print(f"  worst-class accuracy {r.worst_class_accuracy:.4f} (class {r.worst_class!r})")
     print(f"  kept {r.train_size} of {sum(r.class_sizes.values())} training samples, final model "
-          f"{r.final_epochs} epochs, query {'from cache' if r.query_cache_hit else 'trained'}, "
+          f"{r.final_epochs} epochs, {_query_text(r)}, "
           f"{sum(r.timings.values()):.1f} s")
     width = max(len(n) for n in r.class_accuracy)
     print(f"  {'class':<{width}}  {'size':>6} {'kept':>6} {'val rec':>8} {'test acc':>8}")
@@ -183,6 +183,12 @@ def _print_result(r) -> None:
         val = r.val_recall.get(name)
         val_s = "-" if val is None else f"{val:.3f}"
         print(f"  {name:<{width}}  {r.class_sizes[name]:>6} {r.kept_per_class[name]:>6} {val_s:>8} {acc:>8.3f}")
+
+
+def _query_text(r) -> str:
+    if not r.val_recall:
+        return "no query model"
+    return "query models from the cache" if r.query_cache_hit else "query models trained"
 
 
 def _print_seed_summary(results: list) -> None:

@@ -346,7 +346,7 @@ class QueryStageResult:
     recordings: list[Recording]
     val_recall: np.ndarray | None       # (K,) averaged over inits; None without a query model
     scores: np.ndarray                  # (N,)
-    cache_hit: bool                     # no query model was trained
+    cache_hit: bool                     # query models were needed and all came from the cache
     plan: QueryPlan
     timings: dict[str, float]
 
@@ -464,7 +464,7 @@ def query_stage(config: RunConfig, *, cache_dir: str | os.PathLike | None = None
     else:
         scores = entry[0]["scores"]
     timings["score"] = time.perf_counter() - t0
-    return QueryStageResult(recordings, val_recall, scores, not trained_any, plan, timings)
+    return QueryStageResult(recordings, val_recall, scores, bool(recordings) and not trained_any, plan, timings)
 
 
 def _is_resolved(cfg: RunConfig) -> bool:

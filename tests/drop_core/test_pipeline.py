@@ -169,7 +169,7 @@ def test_a_class_left_with_no_samples_is_named():
 def test_killed_run_is_interrupted_and_the_rerun_resumes_from_the_cache(tmp_path):
     store_path, cache = tmp_path / "s.sqlite", tmp_path / "cache"
     args = [sys.executable, "-m", "drop_core", "run", "--dataset", "digits", "--model", "mlp", "--epochs", "40",
-            "--query-epochs", "40", "--query-inits", "3", "--scorer", "el2n", "--device", "cpu",
+            "--query-epochs", "80", "--query-inits", "3", "--scorer", "el2n", "--device", "cpu",
             "--store", str(store_path), "--cache-dir", str(cache), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
