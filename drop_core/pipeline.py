@@ -47,7 +47,7 @@ from drop_core.data.base import Dataset
 from drop_core.errors import DropError
 from drop_core.metrics import class_recalls, summarize
 from drop_core.models import MODELS, build_model
-from drop_core.presets import PRESETS, preset_keys
+from drop_core.presets import EMBEDDED, PRESETS, preset_keys
 from drop_core.quotas import QUOTERS, QuotaParams, quoter_needs_recalls
 from drop_core.scoring import SCORERS, ScorerParams, compute_scores
 from drop_core.select import (Selection, select_ccs, select_global, select_per_class, select_random_per_class,
@@ -155,10 +155,10 @@ class RunResult:
     kept_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
 
     def to_dict(self, *, indices: bool = True) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["kept_indices"] = self.kept_indices.tolist() if indices else None
-        if not indices:
-            del d["kept_indices"]
+        """Plain dict (JSON-serialisable); ``indices=False`` leaves out ``kept_indices``."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "kept_indices"}
+        if indices:
+            d["kept_indices"] = self.kept_indices.tolist()
         return d
 
     @classmethod
@@ -595,7 +595,7 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
     events = _Events(store, run_id, progress)
     try:
         result = _run(cfg, key, events, stop, cache_dir)
-    except (Stopped, Cancelled):
+    except Stopped:
         if store is not None:
             store.set_status(run_id, "cancelled", error="cancelled by request")
         raise Cancelled(f"Run {run_id if run_id is not None else key} was cancelled.") from None
@@ -625,8 +625,9 @@ def _run(cfg: RunConfig, key: str, emit: ProgressFn, stop: Callable[[], bool],
         log.warning(msg)
         emit({"stage": "warning", "message": msg})
 
-    if cfg.preset == "paper" and cfg.device == "cpu":
-        warn("The 'paper' preset on a CPU takes hours to days per run; use it on a GPU or pick --preset cpu.")
+    if cfg.preset == "paper" and cfg.device == "cpu" and cfg.dataset not in EMBEDDED:
+        warn("The 'paper' preset on a CPU takes hours to days per run on image datasets; use it on a GPU or "
+             "pick --preset cpu.")
     t0 = time.perf_counter()
     emit({"stage": "load", "message": f"loading {cfg.dataset}"})
     data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, seed=cfg.data_seed)
