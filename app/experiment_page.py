@@ -70,12 +70,15 @@ def settings_ui() -> list[RunConfig] | None:
         n_seeds = st.number_input("Seeds", min_value=1, max_value=5, value=1, key="exp_seeds")
         full_data = st.checkbox("Also train on the full data (the reference)", value=True, key="exp_full")
         with st.expander("Advanced"):
-            epochs = st.number_input("Final epochs (0: the preset's)", min_value=0, max_value=1000, value=0,
-                                     key="exp_epochs")
+            epochs = st.number_input("Final epochs", min_value=1, max_value=1000, value=None,
+                                     placeholder="the preset's", key="exp_epochs")
             strength = st.slider("DRoP strength", 0.0, 1.0, 1.0, 0.1, key="exp_strength",
                                  help="Quota weights (1 - recall)^strength: 1 is Algorithm 1, 0 uniform quotas.")
-            min_per_class = st.number_input("Minimum samples kept per class", min_value=0, value=0,
-                                            key="exp_floor")
+            min_per_class = st.number_input(
+                "Minimum samples kept per class", min_value=0, value=None, placeholder="the preset's",
+                help="DRoP gives a class with validation recall 1 no samples; a floor keeps it in training. "
+                "0 is the paper's Algorithm 1.", key="exp_floor",
+            )
 
     try:
         if choice == IMAGE_FOLDER and not folder.strip():
@@ -89,7 +92,8 @@ def settings_ui() -> list[RunConfig] | None:
         densities = plan.parse_densities(densities_text)
         base = RunConfig(
             dataset=dataset, data_root=root, model=None if model == PRESET_MODEL else model, preset=preset,
-            epochs=int(epochs) or None, device=device, strength=float(strength), min_per_class=int(min_per_class),
+            epochs=None if epochs is None else int(epochs), device=device, strength=float(strength),
+            min_per_class=None if min_per_class is None else int(min_per_class),
         )
         return plan.comparison_configs(
             base, scorers=scorers, quoters=quoters, densities=densities, seeds=list(range(int(n_seeds))),
@@ -116,6 +120,7 @@ def run_ui(configs: list[RunConfig]) -> None:
     )
     if st.button("Run", type="primary", key="exp_run"):
         st.session_state.experiment_job = jobs.submit(store, configs)
+        st.session_state.experiment_shared = []
         st.rerun()
 
 
@@ -134,8 +139,12 @@ def progress_ui(job: jobs.Job) -> None:
             st.caption(f"run #{p.current}: {p.message}")
         st.dataframe(_run_table(store, job), hide_index=True, width="stretch")
     if st.button("Cancel", key="exp_cancel", disabled=not job.queued):
-        jobs.cancel(store, job)
-        st.rerun(scope="fragment")
+        st.session_state.experiment_shared = jobs.cancel(store, job)    # the next poll shows the new statuses
+    shared = st.session_state.get("experiment_shared")
+    if shared:
+        runs = ", ".join(f"#{r}" for r in shared)
+        st.info(f"Run {runs} is followed by another session too, so it keeps running." if len(shared) == 1
+                else f"Runs {runs} are followed by another session too, so they keep running.")
 
 
 def _run_table(store, job: jobs.Job):

@@ -21,6 +21,7 @@ from drop_core.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
+JOINED = "joined"    # event stage marking a run another session follows: its own session's Cancel spares it
 
 # Where each pipeline stage sits in a run, as a fraction of the run (rough: query and final
 # training dominate). Epoch events move the estimate within a stage.
@@ -83,6 +84,7 @@ def submit(store: Store, configs: list[RunConfig]) -> Job:
             reused.append(rid)
         elif (rid := store.active_run_for_key(key)) is not None:
             joined.append(rid)
+            store.add_event(rid, {"stage": JOINED, "message": "another session follows this run"})
         else:
             rid = store.create_run(config.to_dict(), key, status="queued")
             queued.append(rid)
@@ -120,13 +122,22 @@ def reap() -> None:
     _children[:] = [p for p in _children if p.poll() is None]
 
 
-def cancel(store: Store, job: Job) -> None:
-    """Ask this job's own unfinished runs to stop; a queued run is cancelled at once, a running one
-    at its next training step (the pipeline marks it ``cancelled``). Joined runs belong to another
-    session and are left alone."""
+def cancel(store: Store, job: Job) -> list[int]:
+    """Ask this job's own unfinished runs to stop; returns the runs left running because they are shared.
+
+    A queued run is cancelled at once, a running one at its next training step (the pipeline marks
+    it ``cancelled``). Runs this job joined belong to another session, and runs another session
+    joined are still wanted there: both are left to finish.
+    """
+    shared = []
     for rid in job.queued:
-        if store.get_run(rid)["status"] not in TERMINAL:
+        if store.get_run(rid)["status"] in TERMINAL:
+            continue
+        if any(e.get("stage") == JOINED for e in store.events(rid)):
+            shared.append(rid)
+        else:
             store.request_cancel(rid)
+    return shared
 
 
 def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> None:

@@ -104,14 +104,22 @@ def test_a_real_job_reports_progress_and_results_and_is_never_duplicated(env):
 
 
 @pytest.mark.slow
-def test_cancel_stops_the_running_run_and_the_queued_ones(env):
+def test_cancel_stops_own_runs_and_spares_a_run_another_session_follows(env):
     store = env
     long = RunConfig(dataset="gaussians", preset="cpu", epochs=400, device="cpu")
-    configs = comparison_configs(long, scorers=["random"], quoters=["none"], densities=[0.5, 0.6], seeds=[0],
+    configs = comparison_configs(long, scorers=["random"], quoters=["none"], densities=[0.5, 0.6, 0.7], seeds=[0],
                                  full_data=False)
     job = jobs.submit(store, configs)
-    _wait(store, job, timeout=60, until=lambda p: p.stage == "final" and p.statuses[job.run_ids[0]] == "running")
-    jobs.cancel(store, job)
+    first, second, third = job.run_ids
+    _wait(store, job, timeout=60, until=lambda p: p.stage == "final" and p.statuses[first] == "running")
+    other = jobs.submit(store, configs[1:2])                 # another session asks for the second run
+    assert other.joined == (second,)
+    assert jobs.cancel(store, job) == [second]
+    _wait(store, job, timeout=60, until=lambda p: p.statuses[first] == "cancelled")
+    statuses = {rid: store.get_run(rid)["status"] for rid in job.run_ids}
+    assert statuses[first] == "cancelled" and statuses[third] == "cancelled"
+    assert statuses[second] in ("queued", "running")         # still wanted by the other session
+    store.request_cancel(second)
     seen = _wait(store, job, timeout=60)
-    assert list(seen[-1].statuses.values()) == ["cancelled", "cancelled"]
+    assert set(seen[-1].statuses.values()) == {"cancelled"}
     assert store.class_metrics(list(job.run_ids)).empty

@@ -6,6 +6,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from app import jobs
 from drop_core.pipeline import RunConfig, resolve
 from drop_core.scoring import SCORERS
 from drop_core.store import Store
@@ -178,3 +179,23 @@ def test_experiment_run_shows_progress_then_results(store):
     assert "random+DRoP" in at.dataframe[0].value["method"].tolist()
     at.button(key="exp_run").click().run()           # same settings again: nothing new is trained
     assert at.session_state["experiment_job"].queued == ()
+
+
+@pytest.mark.slow
+def test_experiment_cancel_stops_own_runs_and_spares_one_another_session_follows(store):
+    at = _page("experiment")
+    at.number_input(key="exp_epochs").set_value(500).run()
+    at.button(key="exp_run").click().run()
+    job = at.session_state["experiment_job"]
+    full_data = RunConfig.from_dict(store.get_run(job.run_ids[0])["config"])
+    assert jobs.submit(store, [full_data]).joined == (job.run_ids[0],)     # another tab runs the same
+    at.button(key="exp_cancel").click().run()
+    assert not at.exception
+    assert f"Run #{job.run_ids[0]} is followed by another session too" in _text(at)
+    assert [store.get_run(r)["status"] for r in job.run_ids[1:]] == ["cancelled", "cancelled"]
+    store.request_cancel(job.run_ids[0])                                     # the other tab gives up too
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "were cancelled" not in _text(at):
+        time.sleep(1.0)
+        at.run()
+    assert "3 runs were cancelled; the finished ones are kept." in _text(at)
