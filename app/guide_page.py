@@ -51,19 +51,12 @@ def scorers_ui() -> None:
         [{"scorer": e.name, "what it measures": e.description, "query model": QUERY_MODEL.get(e.obj.query, e.obj.query)}
          for e in SCORERS]
     )
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.table(table.set_index("scorer"))
     st.header("Quota rules")
-    st.dataframe(
-        pd.DataFrame([{"quota rule": e.name, "how many samples each class keeps": e.description} for e in QUOTERS]),
-        hide_index=True,
-        width="stretch",
-    )
+    st.table(pd.DataFrame([{"quota rule": e.name, "how many samples each class keeps": e.description}
+                           for e in QUOTERS]).set_index("quota rule"))
     st.header("Presets")
-    st.dataframe(
-        pd.DataFrame([{"preset": e.name, "what it is for": e.description} for e in PRESETS]),
-        hide_index=True,
-        width="stretch",
-    )
+    st.table(pd.DataFrame([{"preset": e.name, "what it is for": e.description} for e in PRESETS]).set_index("preset"))
 
 
 def reading_ui() -> None:

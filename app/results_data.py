@@ -155,8 +155,13 @@ def example_indices(
     return pick(kept_idx), pick(pruned_idx)
 
 
-def to_display_images(x: np.ndarray) -> list[np.ndarray]:
-    """(B, C, H, W) uint8 -> list of (H, W) or (H, W, 3) uint8 arrays that ``st.image`` shows."""
+def to_display_images(x: np.ndarray, min_side: int = 48) -> list[np.ndarray]:
+    """(B, C, H, W) uint8 -> list of (H, W) or (H, W, 3) uint8 arrays that ``st.image`` shows.
+
+    Small images are enlarged by pixel repetition to at least ``min_side`` pixels (crisp, not blurred).
+    """
+    factor = max(1, -(-min_side // min(x.shape[2:])))
+    x = x.repeat(factor, axis=2).repeat(factor, axis=3)
     if x.shape[1] == 1:
         return [img[0] for img in x]
     return [np.transpose(img, (1, 2, 0)) for img in x]

@@ -93,39 +93,39 @@ def test_click_through_every_page_and_run_the_default_experiment(app_url, browse
     from playwright.sync_api import expect
 
     expect.set_options(timeout=90_000)           # the first page to import torch takes a while on a busy CPU
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page = browser.new_page(viewport={"width": 1400, "height": 3000})   # Streamlit scrolls inside its own container
     page.set_default_timeout(90_000)
     page.goto(app_url)
     expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
     page.wait_for_timeout(2000)
-    page.screenshot(path=shots / "0_start.png", full_page=True)
+    page.screenshot(path=shots / "0_start.png")
 
     _go(page, "Guide")
     expect(page.get_by_text("higher score = harder = kept first").first).to_be_visible()
-    page.screenshot(path=shots / "1_guide.png", full_page=True)
+    expect(page.get_by_text("Your own image folder")).to_be_visible()
+    page.screenshot(path=shots / "1_guide.png")
 
     _go(page, "Results")
     expect(page.get_by_text("The store is empty")).to_be_visible()
 
     _go(page, "Experiment")
     expect(page.get_by_text("3 runs", exact=False).first).to_be_visible()
-    page.screenshot(path=shots / "2_experiment.png", full_page=True)
+    page.screenshot(path=shots / "2_experiment.png")
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.get_by_text("runs done", exact=False).first).to_be_visible()
     page.wait_for_timeout(1500)
-    page.screenshot(path=shots / "3_progress.png", full_page=True)
+    page.screenshot(path=shots / "3_progress.png")
     expect(page.get_by_text("3 of 3 runs finished", exact=False)).to_be_visible(timeout=240_000)
     expect(page.locator(".vega-embed").first).to_be_visible()
-    page.set_viewport_size({"width": 1400, "height": 3000})   # Streamlit scrolls inside its own container
     page.wait_for_timeout(1500)
     page.screenshot(path=shots / "4_experiment_results.png")
     expect(page.get_by_text("random+DRoP").first).to_be_visible()
     for i, (tab, shows) in enumerate([("Across densities", ".vega-embed"), ("Bias", ".vega-embed"),
-                                      ("Quotas", '[data-testid="stDataFrame"]')]):
+                                      ("Quotas", '[data-testid="stDataFrame"]'), ("Examples", "img")]):
         page.get_by_role("tab", name=tab).click()
         expect(page.locator(f'[role="tabpanel"]:visible {shows}').first).to_be_visible()
         page.wait_for_timeout(1000)
-        page.locator('[data-testid="stTabs"]').screenshot(path=shots / f"4{'abc'[i]}_{tab.split()[0].lower()}.png")
+        page.locator('[data-testid="stTabs"]').screenshot(path=shots / f"4{'abcd'[i]}_{tab.split()[0].lower()}.png")
 
     _go(page, "Results")
     expect(page.get_by_text("3 of 3 runs")).to_be_visible()

@@ -1,4 +1,5 @@
 """AppTest per page: widgets change what is computed and shown; bad choices give st.error, not tracebacks."""
+import shlex
 import time
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from app import jobs
+from drop_core.cli import build_parser
 from drop_core.pipeline import RunConfig, resolve
 from drop_core.scoring import SCORERS
 from drop_core.store import Store
@@ -58,9 +60,13 @@ def test_guide_explains_orientation_and_lists_every_scorer(store):
     at = _page("guide")
     assert not at.exception
     assert "higher score = harder = kept first" in _text(at)
-    listed = set(at.dataframe[0].value["scorer"])
+    listed = set(at.table[0].value.index)
     assert listed == set(SCORERS.names())
-    assert any("--preset paper --device cuda" in c.value for c in at.code)
+    commands = [c.value for c in at.code if c.value.startswith("python -m drop_core")]
+    assert len(commands) == 2 and all("--preset paper --device cuda" in c for c in commands)
+    for command in commands:                          # every documented command is one the CLI accepts
+        args = build_parser().parse_args(shlex.split(command.replace("\\\n", " "))[3:])
+        assert args.dataset == "cifar10" and args.preset == "paper"
 
 
 # --- Results ---------------------------------------------------------------------------

@@ -97,11 +97,13 @@ def test_example_indices_split_one_class_into_kept_and_pruned():
     assert len(k) == 2 and set(k) <= {1, 4, 5} and p.tolist() == [2, 6]
 
 
-def test_to_display_images_moves_channels_last():
-    gray = np.zeros((2, 1, 8, 8), np.uint8)
-    rgb = np.zeros((2, 3, 8, 6), np.uint8)
-    assert rd.to_display_images(gray)[0].shape == (8, 8)
-    assert rd.to_display_images(rgb)[1].shape == (8, 6, 3)
+def test_to_display_images_moves_channels_last_and_enlarges_small_images_crisply():
+    gray = np.arange(2 * 8 * 8, dtype=np.uint8).reshape(2, 1, 8, 8)
+    rgb = np.zeros((2, 3, 64, 48), np.uint8)
+    big = rd.to_display_images(gray)[1]
+    assert big.shape == (48, 48)
+    assert (big[:6, :6] == gray[1, 0, 0, 0]).all() and big[6, 0] == gray[1, 0, 1, 0]
+    assert rd.to_display_images(rgb)[1].shape == (64, 48, 3)
 
 
 def test_method_summary_names_the_most_hurt_class_against_full_data():
