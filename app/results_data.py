@@ -26,20 +26,47 @@ METRICS: dict[str, str] = {
 }
 
 
-def method_label(scorer: str, quoter: str, density: float) -> str:
+# Config fields that tell methods and repeats apart; every other field (but where a run ran) is the setting.
+METHOD_AXES = ("scorer", "quoter", "selection", "density", "seed")
+NOT_SETTING = ("download", "device", "data_root")
+
+
+def method_label(scorer: str, quoter: str, density: float, selection: str = "top") -> str:
     """The name a run's method has in every chart: "full data", "el2n", "random+DRoP", ..."""
     if density >= 1.0:
         return FULL_DATA
-    return f"{scorer}{QUOTER_SUFFIX.get(quoter, f'+{quoter}')}"
+    label = f"{scorer}{QUOTER_SUFFIX.get(quoter, f'+{quoter}')}"
+    return label if selection == "top" else f"{label} ({selection} selection)"
 
 
 def label_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """Return ``runs`` with a ``method`` column (see :func:`method_label`)."""
     out = runs.copy()
+    selection = out["selection"] if "selection" in out else ["top"] * len(out)
     out["method"] = [
-        method_label(s, q, float(d)) for s, q, d in zip(out["scorer"], out["quoter"], out["density"])
+        method_label(s, q, float(d), sel)
+        for s, q, d, sel in zip(out["scorer"], out["quoter"], out["density"], selection)
     ]
     return out
+
+
+def setting_groups(runs: pd.DataFrame, config_fields: list[str]) -> list[tuple[str, list[int]]]:
+    """Split runs into groups that share a setting (every config field but the method axes).
+
+    Returns ``(label, run ids)`` per group, largest first; the label names only the fields that
+    differ between groups (``"epochs=60, model=cnn"``) and is empty when there is one group.
+    """
+    fields = [f for f in config_fields if f in runs and f not in METHOD_AXES + NOT_SETTING]
+    keys = runs[fields].astype(str)
+    differing = [f for f in fields if keys[f].nunique() > 1]
+    if not differing:
+        return [("", runs["id"].astype(int).tolist())]
+    groups = [
+        (", ".join(f"{f}={v}" for f, v in zip(differing, key if isinstance(key, tuple) else (key,))),
+         runs.loc[index, "id"].astype(int).tolist())
+        for key, index in keys.groupby(differing).groups.items()
+    ]
+    return sorted(groups, key=lambda g: -len(g[1]))
 
 
 def method_order(methods: pd.Series | list[str]) -> list[str]:

@@ -7,6 +7,7 @@ import streamlit as st
 from app import resources
 from app import results_data as rd
 from app.comparison import comparison_ui
+from drop_core.pipeline import config_fields
 from drop_core.store import ACTIVE_STATUSES, Store
 
 FILTERS = ("dataset", "model", "preset", "scorer", "quoter", "status")
@@ -53,21 +54,24 @@ def download_ui(store: Store, runs: pd.DataFrame) -> None:
 
 
 def compare_ui(store: Store, runs: pd.DataFrame) -> None:
-    """Charts over the chosen finished runs (one dataset and model at a time)."""
+    """Charts over the chosen finished runs; runs of different settings (dataset, model, epochs, ...)
+    are never mixed: the user picks one setting."""
     finished = runs[runs["status"] == "finished"]
-    groups = finished.groupby(["dataset", "model"], dropna=False).size()
     if finished.empty:
         st.info("No finished run matches the filters.")
         return
+    groups = rd.setting_groups(finished, [f.name for f in config_fields()])
     if len(groups) > 1:
-        st.warning(
-            "The filtered runs span several datasets or models; filter to one dataset and one model "
-            "to compare them."
+        labels = {label: f"{label} ({len(ids)} runs)" for label, ids in groups}
+        label = st.selectbox(
+            "The filtered runs differ in more than scorer, quota rule, density and seed; compare one setting",
+            list(labels), format_func=labels.get, key="res_setting",
         )
-        return
+        finished = finished[finished["id"].isin(dict(groups)[label])]
     labels = {int(r.id): f"#{r.id} {r.method} · d={r.density:g} · seed {r.seed}" for r in finished.itertuples()}
     chosen = st.multiselect(
-        "Runs to compare", list(labels), default=list(labels), format_func=labels.get, key="res_compare"
+        "Runs to compare", list(labels), default=list(labels), format_func=labels.get,
+        key=f"res_compare_{hash(tuple(labels))}",   # a new set of runs (filters, setting) starts with all chosen
     )
     comparison_ui(store, chosen, key="results")
 

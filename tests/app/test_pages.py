@@ -50,6 +50,10 @@ def _text(at: AppTest) -> str:
                      for e in getattr(at, kind))
 
 
+def _compared(at: AppTest) -> list[int]:
+    return next(m.value for m in at.multiselect if m.label == "Runs to compare")
+
+
 def _charts(at: AppTest) -> list:
     return at.get("vega_lite_chart")
 
@@ -90,8 +94,9 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
 
     at.multiselect(key="res_filter_quoter").set_value(["drop"]).run()
     assert at.dataframe[0].value["id"].tolist() == [drop]
-    assert "1 of 3 runs" in _text(at)
+    assert "1 of 3 runs" in _text(at) and _compared(at) == [drop]
     at.multiselect(key="res_filter_quoter").set_value([]).run()
+    assert _compared(at) == [full, rnd, drop]
 
     at.selectbox(key="res_delete_id").set_value(rnd).run()
     at.button(key="res_delete").click().run()
@@ -118,12 +123,18 @@ def test_results_page_shows_kept_and_pruned_images_of_the_chosen_class(store):
     assert "kept" in _text(at) and "pruned" in _text(at)
 
 
-def test_results_page_refuses_to_compare_across_datasets(store):
-    _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50])
-    _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50], dataset="digits")
+def test_results_page_compares_one_setting_at_a_time(store):
+    gauss = _add_run(store, "random", "none", 0.5, [0.9, 0.8, 0.7], [50, 50, 50])
+    digits = _add_run(store, "random", "drop", 0.5, [0.9, 0.8, 0.6], [50, 50, 50], dataset="digits")
     at = _page("results")
-    assert "filter to one dataset and one model" in at.warning[0].value
-    assert not _charts(at)
+    assert not at.exception
+    assert at.selectbox(key="res_setting").options == ["dataset=digits (1 runs)", "dataset=gaussians (1 runs)"]
+    at.selectbox(key="res_setting").set_value("dataset=gaussians").run()
+    assert _compared(at) == [gauss]
+    at.selectbox(key="res_setting").set_value("dataset=digits").run()
+    assert _compared(at) == [digits]
+    assert len(_charts(at)) == 2                      # no full-data run here: no bias view, and it says so
+    assert "needs a finished full-data run" in _text(at)
 
 
 # --- Experiment ------------------------------------------------------------------------

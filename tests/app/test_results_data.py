@@ -40,6 +40,7 @@ def test_method_label_names_full_data_and_quota_rule():
     assert rd.method_label("el2n", "none", 0.5) == "el2n"
     assert rd.method_label("random", "drop", 0.5) == "random+DRoP"
     assert rd.method_label("aum", "strange", 0.5) == "aum+strange"
+    assert rd.method_label("el2n", "none", 0.5, "random") == "el2n (random selection)"
     assert rd.method_order(["random+DRoP", "full data", "el2n"]) == ["full data", "el2n", "random+DRoP"]
 
 
@@ -130,3 +131,13 @@ def test_drop_verdicts_pair_each_drop_method_with_its_base():
     assert verdict["worst_base"] == pytest.approx(0.55) and verdict["worst_drop"] == pytest.approx(0.70)
     assert verdict["average_base"] == pytest.approx(0.84) and verdict["average_drop"] == pytest.approx(0.84)
     assert rd.drop_verdicts(table[table["method"] != "random"]) == []
+
+
+def test_setting_groups_split_runs_by_the_fields_that_differ():
+    runs = _runs()
+    runs["model"] = ["mlp", "mlp", "mlp", "cnn", "mlp"]
+    runs["epochs"] = 30
+    runs["device"] = ["cpu", "cuda", "cpu", "cpu", "cpu"]        # where a run ran does not split settings
+    groups = rd.setting_groups(runs, ["model", "epochs", "scorer", "density", "seed", "device"])
+    assert groups == [("model=mlp", [1, 2, 3, 5]), ("model=cnn", [4])]
+    assert rd.setting_groups(runs[runs["model"] == "mlp"], ["model", "epochs"]) == [("", [1, 2, 3, 5])]
