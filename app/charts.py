@@ -10,6 +10,8 @@ import math
 import altair as alt
 import pandas as pd
 
+from app.results_data import FULL_DATA
+
 READING_GUIDE: dict[str, str] = {
     "class_accuracy": "Each group is one class; bars compare full data with each pruned method, and the "
     "outlined bar (▼) is that method's worst class. A class whose pruned bars sit far below its full-data bar "
@@ -25,26 +27,40 @@ READING_GUIDE: dict[str, str] = {
 }
 
 _ACCURACY = alt.Scale(domain=[0, 1])
+FULL_DATA_COLOR = "#595959"
+PALETTE = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d")
 
 
-def _method_color(methods: list[str]) -> alt.Color:
-    return alt.Color("method:N", title="method", scale=alt.Scale(domain=methods), sort=methods)
+def method_colors(methods: list[str]) -> dict[str, str]:
+    """A fixed colour per method, so every chart of one comparison agrees: full data dark grey, the rest
+    Tableau 10 in ``methods`` order."""
+    others = [m for m in methods if m != FULL_DATA]
+    colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(others)}
+    return {FULL_DATA: FULL_DATA_COLOR, **colors} if FULL_DATA in methods else colors
+
+
+def _method_color(methods: list[str], shown: list[str] | None = None) -> alt.Color:
+    colors = method_colors(methods)
+    shown = methods if shown is None else shown
+    return alt.Color("method:N", title="method", sort=shown,
+                     scale=alt.Scale(domain=shown, range=[colors[m] for m in shown]))
 
 
 def class_accuracy_chart(df: pd.DataFrame, methods: list[str]) -> alt.Chart:
     """Grouped bars of per-class test accuracy, one bar per method; each method's worst class outlined.
 
-    ``df`` has columns ``method, class_index, class_name, accuracy, worst`` (``results_data.class_accuracy``).
+    ``methods`` are all methods of the comparison (for colours). ``df`` has columns ``method, class_index, class_name, accuracy, worst`` (``results_data.class_accuracy``).
     """
     classes = df.sort_values("class_index")["class_name"].drop_duplicates().tolist()
+    shown = [m for m in methods if m in set(df["method"])]
     base = alt.Chart(df).encode(
         x=alt.X("class_name:N", title="class", sort=classes),
-        xOffset=alt.XOffset("method:N", sort=methods),
+        xOffset=alt.XOffset("method:N", sort=shown),
         y=alt.Y("accuracy:Q", title="test accuracy", scale=_ACCURACY),
         tooltip=["method:N", "class_name:N", alt.Tooltip("accuracy:Q", format=".3f")],
     )
     bars = base.mark_bar().encode(
-        color=_method_color(methods),
+        color=_method_color(methods, shown),
         stroke=alt.condition("datum.worst", alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition("datum.worst", alt.value(2), alt.value(0)),
     )
@@ -59,10 +75,10 @@ def density_curves_chart(df: pd.DataFrame, methods: list[str]) -> alt.FacetChart
     """
     color = _method_color(methods)
     x = alt.X("density:Q", title="dataset density (fraction kept)", scale=alt.Scale(domain=[0, 1]))
-    band = alt.Chart().mark_area(opacity=0.2).encode(x=x, y="min:Q", y2="max:Q", color=color)
+    band = alt.Chart().mark_area(opacity=0.2, clip=True).encode(x=x, y="min:Q", y2="max:Q", color=color)
     line = alt.Chart().mark_line(point=True).encode(
         x=x,
-        y=alt.Y("mean:Q", title="test accuracy"),
+        y=alt.Y("mean:Q", title="test accuracy", scale=alt.Scale(zero=False)),
         color=color,
         tooltip=[
             "method:N",
@@ -82,17 +98,17 @@ def density_curves_chart(df: pd.DataFrame, methods: list[str]) -> alt.FacetChart
 
 
 def bias_chart(df: pd.DataFrame, methods: list[str], r: dict[str, float]) -> alt.Chart:
-    """Kept density per class against the full-data class error, one colour per method, r in the legend.
+    """Kept density per class against the full-data class error, one colour per method; r in the subtitle.
 
     ``df`` has columns ``method, class_name, full_data_error, kept_density`` (``results_data.bias_points``);
-    ``r`` maps method -> Pearson correlation (``results_data.correlations``).
+    ``methods`` are all methods of the comparison (for colours); ``r`` maps method -> Pearson correlation
+    (``results_data.correlations``).
     """
-    labelled = df.assign(method_r=[f"{m} (r = {_fmt_r(r.get(m, math.nan))})" for m in df["method"]])
-    legend = [f"{m} (r = {_fmt_r(r.get(m, math.nan))})" for m in methods if m in r]
-    base = alt.Chart(labelled).encode(
+    shown = [m for m in methods if m in set(df["method"])]
+    base = alt.Chart(df).encode(
         x=alt.X("full_data_error:Q", title="full-data class error (1 - test accuracy)"),
         y=alt.Y("kept_density:Q", title="kept density of the class", scale=_ACCURACY),
-        color=alt.Color("method_r:N", title="method (Pearson r)", scale=alt.Scale(domain=legend), sort=legend),
+        color=_method_color(methods, shown),
     )
     points = base.mark_circle(size=80).encode(
         tooltip=[
@@ -103,7 +119,10 @@ def bias_chart(df: pd.DataFrame, methods: list[str], r: dict[str, float]) -> alt
         ]
     )
     labels = base.mark_text(dx=7, align="left", fontSize=10).encode(text="class_name:N")
-    return (points + labels).properties(height=300, title="Which classes keep their data")
+    subtitle = "Pearson r: " + ", ".join(f"{m} {_fmt_r(r.get(m, math.nan))}" for m in shown)
+    return (points + labels).properties(
+        height=300, title=alt.TitleParams("Which classes keep their data", subtitle=subtitle)
+    )
 
 
 def _fmt_r(value: float) -> str:

@@ -26,6 +26,7 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
         st.info("No finished run to show yet.")
         return
     runs = rd.label_runs(runs)
+    methods = rd.method_order(runs["method"])          # one colour per method across all views
     metrics = store.class_metrics([int(i) for i in runs["id"]])
     pruned = runs[runs["method"] != rd.FULL_DATA]
     densities = sorted(pruned["density"].unique()) or [1.0]
@@ -39,16 +40,16 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
     tabs = st.tabs(["Per class", "Across densities", "Bias", "Quotas", "Examples"])
     with tabs[0]:
         acc = rd.class_accuracy(runs, metrics, density)
-        st.altair_chart(charts.class_accuracy_chart(acc, rd.method_order(acc["method"])), width="stretch")
+        st.altair_chart(charts.class_accuracy_chart(acc, methods), width="stretch")
         st.caption(charts.READING_GUIDE["class_accuracy"])
     with tabs[1]:
         curves = rd.density_curves(runs)
-        st.altair_chart(charts.density_curves_chart(curves, rd.method_order(curves["method"])))
+        st.altair_chart(charts.density_curves_chart(curves, methods))
         st.caption(charts.READING_GUIDE["density_curves"])
         if len(densities) < 2:
             st.info("Only one density so far: add densities (e.g. 0.3, 0.5, 0.8) to draw the curves.")
     with tabs[2]:
-        _bias_ui(runs, metrics, density)
+        _bias_ui(runs, metrics, density, methods)
     with tabs[3]:
         if chosen is not None:
             st.dataframe(
@@ -111,13 +112,13 @@ def _notes_ui(store: Store, runs: pd.DataFrame) -> None:
             st.warning(f"Run #{r['id']}: {warning}")
 
 
-def _bias_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> None:
+def _bias_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float, methods: list[str]) -> None:
     points = rd.bias_points(runs, metrics, density)
     if points.empty:
         st.info("This view needs a finished full-data run (tick 'Also train on the full data').")
         return
     r = rd.correlations(points)
-    st.altair_chart(charts.bias_chart(points, rd.method_order(points["method"]), r), width="stretch")
+    st.altair_chart(charts.bias_chart(points, methods, r), width="stretch")
     st.caption(charts.READING_GUIDE["bias"])
 
 

@@ -26,6 +26,7 @@ def test_class_accuracy_chart_outlines_each_methods_worst_class():
     assert bars["mark"]["type"] == "bar"
     assert bars["encoding"]["stroke"]["condition"]["test"] == "datum.worst"
     assert bars["encoding"]["color"]["scale"]["domain"] == ["full data", "random", "random+DRoP"]
+    assert bars["encoding"]["color"]["scale"]["range"][0] == charts.FULL_DATA_COLOR
     assert marker["transform"] == [{"filter": "datum.worst"}]
     rows = _datasets(spec)[0]
     assert sum(r["worst"] for r in rows) == 3
@@ -41,13 +42,23 @@ def test_density_chart_has_one_panel_per_metric_with_band_and_line():
     assert {r["metric"] for r in _datasets(spec)[0]} == {"average accuracy", "worst-class accuracy"}
 
 
-def test_bias_chart_puts_pearson_r_in_the_legend():
+def test_bias_chart_names_pearson_r_and_keeps_method_colours():
     points = rd.bias_points(_runs(), _metrics(), density=0.5)
     r = rd.correlations(points)
-    spec = _spec(charts.bias_chart(points, ["random", "random+DRoP"], r))
-    domain = spec["layer"][0]["encoding"]["color"]["scale"]["domain"]
-    assert domain == ["random (r = n/a)", f"random+DRoP (r = {r['random+DRoP']:+.2f})"]
+    methods = ["full data", "random", "random+DRoP"]
+    spec = _spec(charts.bias_chart(points, methods, r))
+    assert spec["title"]["subtitle"] == f"Pearson r: random n/a, random+DRoP {r['random+DRoP']:+.2f}"
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    colors = charts.method_colors(methods)
+    assert scale == {"domain": ["random", "random+DRoP"], "range": [colors["random"], colors["random+DRoP"]]}
     assert spec["layer"][1]["encoding"]["text"]["field"] == "class_name"
+
+
+def test_method_colours_are_fixed_per_method_and_full_data_is_grey():
+    colors = charts.method_colors(["full data", "el2n", "el2n+DRoP"])
+    assert colors["full data"] == charts.FULL_DATA_COLOR
+    assert len(set(colors.values())) == 3
+    assert charts.method_colors(["el2n", "el2n+DRoP"]) == {k: v for k, v in colors.items() if k != "full data"}
 
 
 def test_every_chart_has_a_reading_guide():
