@@ -6,6 +6,7 @@ the store for progress. No training ever runs in this script's thread.
 """
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import jobs, plan, resources
@@ -18,6 +19,7 @@ from drop_core.pipeline import DEFAULT_DATASET, RunConfig, run_key
 from drop_core.presets import PRESETS
 from drop_core.quotas import QUOTERS
 from drop_core.scoring import SCORERS
+from drop_core.store import Store
 from drop_core.train.device import DEVICES, resolve_device
 
 POLL_SECONDS = 1.0
@@ -147,7 +149,7 @@ def progress_ui(job: jobs.Job) -> None:
                 else f"Runs {runs} are followed by another session too, so they keep running.")
 
 
-def _run_table(store, job: jobs.Job):
+def _run_table(store: Store, job: jobs.Job) -> pd.DataFrame:
     runs = store.list_runs()
     runs = rd.label_runs(runs[runs["id"].isin(job.run_ids)])
     return runs[["id", "method", "density", "seed", "status"]]
@@ -158,7 +160,8 @@ def outcome_ui(job: jobs.Job) -> None:
     store = resources.store()
     p = jobs.progress(store, job)
     counts = {s: list(p.statuses.values()).count(s) for s in jobs.TERMINAL}
-    st.success(
+    say = st.success if counts["finished"] == p.total else st.warning
+    say(
         f"{counts['finished']} of {p.total} runs finished"
         + (f" in {_seconds(p.elapsed)}" if job.queued else " (all taken from the store)")
         + (f"; {len(job.reused)} reused from earlier runs." if job.reused and job.queued else ".")

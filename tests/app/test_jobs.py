@@ -123,3 +123,13 @@ def test_cancel_stops_own_runs_and_spares_a_run_another_session_follows(env):
     seen = _wait(store, job, timeout=60)
     assert set(seen[-1].statuses.values()) == {"cancelled"}
     assert store.class_metrics(list(job.run_ids)).empty
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_marked_failed_with_its_reason_and_the_next_run_still_runs(env, tmp_path):
+    store = env
+    missing = RunConfig(dataset=f"imagefolder:{tmp_path / 'gone'}", model="mlp", device="cpu", epochs=1)
+    job = jobs.submit(store, [missing, TINY])
+    seen = _wait(store, job, timeout=120)
+    assert list(seen[-1].statuses.values()) == ["failed", "finished"]
+    assert str(tmp_path / "gone") in store.get_run(job.run_ids[0])["error"]
