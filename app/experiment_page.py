@@ -19,7 +19,7 @@ from drop_core.pipeline import DEFAULT_DATASET, RunConfig, run_key
 from drop_core.presets import PRESETS
 from drop_core.quotas import QUOTERS
 from drop_core.scoring import SCORERS
-from drop_core.store import Store
+from drop_core.store import ACTIVE_STATUSES, Store
 from drop_core.train.device import DEVICES, resolve_device
 
 POLL_SECONDS = 1.0
@@ -173,6 +173,18 @@ def outcome_ui(job: jobs.Job) -> None:
             st.error(f"Run #{rid} {status}: {store.get_run(rid)['error']}")
 
 
+def store_active_elsewhere(job: jobs.Job | None) -> int:
+    """Queued or running runs in the store that are not this session's job (e.g. after a page reload)."""
+    store = resources.store()
+    runs = store.list_runs()
+    if runs.empty:
+        return 0
+    jobs.mark_orphans(store, tuple(runs.loc[runs["status"] == "queued", "id"].astype(int)))
+    runs = store.list_runs()
+    active = runs[runs["status"].isin(ACTIVE_STATUSES)]
+    return int((~active["id"].isin(job.run_ids if job else ())).sum())
+
+
 def _seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
 
@@ -191,6 +203,10 @@ def main() -> None:
         return
     if configs is None:
         st.stop()
+    elsewhere = store_active_elsewhere(job)
+    if elsewhere:
+        st.caption(f"{elsewhere} run{' is' if elsewhere == 1 else 's are'} active in the background (other "
+                   "tabs, the CLI or sweeps); results appear on the Results page as runs finish.")
     run_ui(configs)
     if job is not None:
         outcome_ui(job)

@@ -196,6 +196,10 @@ def test_experiment_run_shows_progress_then_results(store):
     assert "random+DRoP" in at.dataframe[0].value["method"].tolist()
     at.button(key="exp_run").click().run()           # same settings again: nothing new is trained
     assert at.session_state["experiment_job"].queued == ()
+    assert "active in the background" not in _text(at)
+    store.create_run({"dataset": "digits"}, "from-the-cli", status="queued")   # e.g. a sweep, or a reloaded tab
+    at.run()
+    assert "1 run is active in the background" in _text(at)
 
 
 @pytest.mark.slow
