@@ -143,7 +143,9 @@ def test_ray_sweep_reports_progress_and_shares_the_query_stage(ray_sweep):
         assert "final" in stages and stages[-1] == "done"       # progress flowed back through the driver
         run = store.get_run(p.run_id)
         assert run["environment"]["ray_node"]                   # the worker said where it ran
-        assert run["summary"]["query_cache_hit"]                # the query stage ran before the point
+        needs_query = not (run["config"]["scorer"] == "random" and run["config"]["quoter"] == "uniform")
+        # the query stage ran before the point; random+uniform trains no query model at all
+        assert run["summary"]["query_cache_hit"] == needs_query
 
 
 @pytest.mark.slow
