@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import traceback
 
+import torch
+
 from drop_core.errors import DropError
 from drop_core.pipeline import RunConfig
 from drop_core.pipeline import run as run_pipeline
@@ -39,7 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--store", required=True, help="path of the results store (SQLite file)")
     parser.add_argument("run_ids", nargs="+", type=int, help="queued runs to execute, in order")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1, as the CLI: one thread per run keeps parallel jobs fast)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     store = Store(args.store)
     for run_id in args.run_ids:
         print(f"run {run_id}: {run_one(store, run_id)}", flush=True)
