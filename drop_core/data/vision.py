@@ -17,12 +17,18 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-import torchvision.datasets as tvd
 
 from drop_core.data._registry import DATASETS
 from drop_core.data.base import Dataset
 from drop_core.data.build import assemble
 from drop_core.errors import DropError
+
+
+def _tvd():
+    """torchvision.datasets, imported on first use: it adds seconds to every CLI start."""
+    import torchvision.datasets
+
+    return torchvision.datasets
 
 DEFAULT_ROOT = "data"
 
@@ -99,25 +105,25 @@ def load_torchvision(name: str, source: TorchvisionSource, root: Optional[str], 
 
 SOURCES: dict[str, tuple[str, TorchvisionSource]] = {
     "cifar10": ("CIFAR-10, 3x32x32, 10 classes, 50k train / 5k val / 5k test (torchvision)", TorchvisionSource(
-        "CIFAR-10", lambda r, t, d: tvd.CIFAR10(r, train=t, download=d),
+        "CIFAR-10", lambda r, t, d: _tvd().CIFAR10(r, train=t, download=d),
         "'cifar-10-batches-py/' with data_batch_1..5, test_batch and batches.meta",
         flip=True, max_shift=4, mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))),
     "cifar100": ("CIFAR-100, 3x32x32, 100 classes, 50k train / 5k val / 5k test (torchvision)", TorchvisionSource(
-        "CIFAR-100", lambda r, t, d: tvd.CIFAR100(r, train=t, download=d),
+        "CIFAR-100", lambda r, t, d: _tvd().CIFAR100(r, train=t, download=d),
         "'cifar-100-python/' with train, test and meta",
         flip=True, max_shift=4, mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))),
     "mnist": ("MNIST, 1x28x28, 10 classes, 60k train / 5k val / 5k test (torchvision)", TorchvisionSource(
-        "MNIST", lambda r, t, d: tvd.MNIST(r, train=t, download=d),
+        "MNIST", lambda r, t, d: _tvd().MNIST(r, train=t, download=d),
         "'MNIST/raw/' with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
         "t10k-labels-idx1-ubyte", flip=False, max_shift=2)),
     "fashion_mnist": ("Fashion-MNIST, 1x28x28, 10 classes, 60k train / 5k val / 5k test (torchvision)",
                       TorchvisionSource(
-        "Fashion-MNIST", lambda r, t, d: tvd.FashionMNIST(r, train=t, download=d),
+        "Fashion-MNIST", lambda r, t, d: _tvd().FashionMNIST(r, train=t, download=d),
         "'FashionMNIST/raw/' with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
         "t10k-labels-idx1-ubyte", flip=True, max_shift=2)),
     "svhn": ("SVHN digits, 3x32x32, 10 classes, 73k train / 13k val / 13k test (torchvision, no 'extra')",
              TorchvisionSource(
-        "SVHN", lambda r, t, d: tvd.SVHN(r, split="train" if t else "test", download=d),
+        "SVHN", lambda r, t, d: _tvd().SVHN(r, split="train" if t else "test", download=d),
         "train_32x32.mat and test_32x32.mat", flip=False, max_shift=4, classes=tuple("0123456789"))),
 }
 
