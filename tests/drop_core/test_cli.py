@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from drop_core.cli import main
 from drop_core.data import DATASETS
@@ -16,14 +15,6 @@ from drop_core.scoring import SCORERS
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "digits", "--model", "mlp", "--epochs", "2", "--query-inits", "1", "--device", "cpu", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _err(capsys, argv, code=1):

@@ -25,14 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = dict(dataset="digits", model="mlp", preset="cpu", epochs=3, query_inits=1, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _trained_stages(events):
     """(stage, init) of every training step/epoch event seen."""
     return {(e["stage"], e.get("init")) for e in events if e.get("event") in ("step", "epoch")}
