@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The prepared device check: run once on a machine with a CUDA GPU (e.g. the project's lent H200),
+# from the repository root with the project's venv. It checks the CUDA path end to end and records
+# throughput; every part prints its own figures, the trainer ratio last. About 5-8 minutes.
+#   bash bench/gpu_check.sh [OUT_DIR]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${1:-bench/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=.
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+
+# 1. The runtime policy on CUDA: bf16 autocast and channels_last, data resident on the device.
+$PY - <<'PY' 2>&1 | tee "$OUT/gpu_runtime.txt"
+import torch
+from drop_core.data import load_dataset
+from drop_core.models import build_model
+from drop_core.train import TrainConfig, train
+from drop_core.train.device import resolve_runtime
+rt = resolve_runtime("cuda")
+print("runtime:", rt.device, rt.dtype, "channels_last =", rt.channels_last)
+assert rt.dtype == torch.bfloat16 and rt.channels_last
+data = load_dataset("digits")
+model = build_model("cnn", data.input_shape, data.num_classes)
+res = train(model, data, None, TrainConfig(epochs=3, batch_size=64, lr=0.05, schedule="onecycle"), device="cuda")
+p = next(res.model.parameters())
+print("trained on", p.device, "val accuracy", round(res.val_accuracy, 3), "seconds", round(res.seconds, 2))
+assert p.device.type == "cuda"
+PY
+
+# 2. Trainer throughput against the authors'-style loop (generated CIFAR-shaped data), small CNN and VGG-16.
+$PY bench/trainer_speed.py --device cuda --model cnn --reps 3 2>&1 | tee "$OUT/gpu_trainer_cnn.txt"
+$PY bench/trainer_speed.py --device cuda --model vgg16 --reps 3 2>&1 | tee "$OUT/gpu_trainer_vgg16.txt"
+
+# 3. GraNd per-sample gradients on the GPU (CoreSet stays numpy).
+$PY bench/scoring_speed.py --device cuda --n 10000 --picks 200 2>&1 | tee "$OUT/gpu_scoring.txt"
+
+# 4. The CLI end to end on CUDA with the fast preset.
+$PY -m drop_core run --device cuda --preset fast --dataset digits --model cnn --no-store --json 2>&1 | tail -3 | tee "$OUT/gpu_cli.txt"
