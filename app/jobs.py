@@ -79,14 +79,13 @@ def submit(store: Store, configs: list[RunConfig]) -> Job:
     reused: list[int] = []
     joined: list[int] = []
     for config in resolved:
-        key = run_key(config)
-        if (rid := store.finished_run_for_key(key)) is not None:
+        rid, state = store.claim_run(config.to_dict(), run_key(config))
+        if state == "finished":
             reused.append(rid)
-        elif (rid := store.active_run_for_key(key)) is not None:
+        elif state == "active":
             joined.append(rid)
             store.add_event(rid, {"stage": JOINED, "message": "another session follows this run"})
         else:
-            rid = store.create_run(config.to_dict(), key, status="queued")
             queued.append(rid)
         run_ids.append(rid)
     if queued:

@@ -186,15 +186,20 @@ class Store:
     def create_run(self, config: dict, key: str, *, status: str = "queued", sweep_id: int | None = None) -> int:
         """Insert a run row and return its id. A ``running`` run records this process."""
         _check_status(status)
-        running = status == "running"
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO runs (key, status, config, sweep_id, created, started, pid, hostname) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, status, json.dumps(config, sort_keys=True), sweep_id, _now(),
-                 _now() if running else None, os.getpid() if running else None,
-                 socket.gethostname() if running else None))
-            return int(cur.lastrowid)
+            return _insert_run(db, config, key, status, sweep_id)
+
+    def claim_run(self, config: dict, key: str) -> tuple[int, str]:
+        """In one transaction: the finished run with this key (``"finished"``), else its queued or running
+        run (``"active"``), else a new queued run (``"created"``). Two sessions clicking Run at the same
+        moment therefore never queue the same config twice."""
+        self.mark_interrupted()
+        with self._tx() as db:
+            row = db.execute("SELECT id, status FROM runs WHERE key=? AND status IN ('finished','queued','running') "
+                             "ORDER BY status='finished' DESC, id DESC LIMIT 1", (key,)).fetchone()
+            if row is not None:
+                return int(row["id"]), "finished" if row["status"] == "finished" else "active"
+            return _insert_run(db, config, key, "queued", None), "created"
 
     def set_status(self, run_id: int, status: str, *, error: str | None = None) -> None:
         """Move a run to ``status``; ``running`` records this process (pid, host) and the start time."""
@@ -394,6 +399,18 @@ class Store:
                 payload.append(run)
             tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
         os.replace(tmp, out)
+
+
+def _insert_run(db: sqlite3.Connection, config: dict, key: str, status: str, sweep_id: int | None) -> int:
+    """Insert a run row inside the caller's transaction; a ``running`` run records this process."""
+    running = status == "running"
+    cur = db.execute(
+        "INSERT INTO runs (key, status, config, sweep_id, created, started, pid, hostname) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (key, status, json.dumps(config, sort_keys=True), sweep_id, _now(),
+         _now() if running else None, os.getpid() if running else None,
+         socket.gethostname() if running else None))
+    return int(cur.lastrowid)
 
 
 def _check_status(status: str) -> None:

@@ -134,3 +134,19 @@ def test_export_csv_and_json(store, tmp_path):
     assert [c["class_name"] for c in runs[0]["classes"]] == CLASSES and runs[1]["classes"] == []
     with pytest.raises(DropError, match="must be one of 'csv', 'json'. Got 'xml' instead."):
         store.export(tmp_path / "out.xml", "xml")
+
+
+def test_claim_run_queues_a_config_once_even_when_sessions_race(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        claims = list(pool.map(lambda _: store.claim_run({"density": 0.5}, "k1"), range(8)))
+    created = [rid for rid, state in claims if state == "created"]
+    assert len(created) == 1
+    assert claims.count((created[0], "active")) == 7          # every other session joins that run
+    assert len(store.list_runs()) == 1
+
+    store.save_result(created[0], _result())
+    assert store.claim_run({"density": 0.5}, "k1") == (created[0], "finished")
+    rid, state = store.claim_run({"density": 0.3}, "k2")
+    assert state == "created" and rid != created[0]
