@@ -222,17 +222,20 @@ class Store:
             db.execute("UPDATE runs SET environment=? WHERE id=?", (json.dumps(environment, sort_keys=True), run_id))
 
     def mark_interrupted(self) -> list[int]:
-        """Mark ``running`` runs of this host whose process is gone as ``interrupted``; returns their ids."""
+        """Mark runs of this host whose owning process is gone as ``interrupted``; returns their ids.
+
+        Owned runs are ``running`` ones and the ``queued`` points of a sweep (owned by its driver)."""
         host = socket.gethostname()
         with self._connect() as db:
-            rows = db.execute("SELECT id, pid FROM runs WHERE status='running' AND hostname=?", (host,)).fetchall()
+            rows = db.execute("SELECT id, pid FROM runs WHERE hostname=? AND "
+                              "(status='running' OR (status='queued' AND pid IS NOT NULL))", (host,)).fetchall()
         dead = [r["id"] for r in rows if r["pid"] is None or not _process_alive(int(r["pid"]))]
         if dead:
             with self._tx() as db:
                 for run_id in dead:
                     db.execute("UPDATE runs SET status='interrupted', finished=?, "
                                "error='the process running it ended without finishing' "
-                               "WHERE id=? AND status='running'", (_now(), run_id))
+                               "WHERE id=? AND status IN ('running','queued')", (_now(), run_id))
         return dead
 
     def finished_run_for_key(self, key: str) -> int | None:
@@ -402,14 +405,16 @@ class Store:
 
 
 def _insert_run(db: sqlite3.Connection, config: dict, key: str, status: str, sweep_id: int | None) -> int:
-    """Insert a run row inside the caller's transaction; a ``running`` run records this process."""
+    """Insert a run row inside the caller's transaction. A ``running`` run, and a sweep's point (its driver
+    owns it until it ends), record this process so that ``mark_interrupted`` can tell when it died."""
     running = status == "running"
+    owned = running or sweep_id is not None
     cur = db.execute(
         "INSERT INTO runs (key, status, config, sweep_id, created, started, pid, hostname) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (key, status, json.dumps(config, sort_keys=True), sweep_id, _now(),
-         _now() if running else None, os.getpid() if running else None,
-         socket.gethostname() if running else None))
+         _now() if running else None, os.getpid() if owned else None,
+         socket.gethostname() if owned else None))
     return int(cur.lastrowid)
 
 

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from drop_core.errors import DropError
 from drop_core.store import Store
 
 CLASSES = ["cat", "dog", "eel"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _result(acc=(0.9, 0.5, 0.7)):
@@ -150,3 +152,19 @@ def test_claim_run_queues_a_config_once_even_when_sessions_race(store):
     assert store.claim_run({"density": 0.5}, "k1") == (created[0], "finished")
     rid, state = store.claim_run({"density": 0.3}, "k2")
     assert state == "created" and rid != created[0]
+
+
+def test_queued_points_of_a_killed_sweep_driver_are_interrupted_but_app_queues_are_not(store):
+    code = textwrap.dedent(f"""
+        import os
+        from drop_core.store import Store
+        s = Store({str(store.path)!r})
+        sweep = s.create_sweep("grid", {{}})
+        print(s.create_run({{"density": 0.5}}, "point", sweep_id=sweep), s.create_run({{"density": 0.5}}, "app"))
+        os._exit(9)   # dies like a SIGKILLed driver: nothing after this runs
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    point, app_run = map(int, out.stdout.split())
+    assert store.mark_interrupted() == [point]
+    assert store.get_run(point)["status"] == "interrupted"
+    assert store.get_run(app_run)["status"] == "queued"       # the app's worker, not its creator, runs it
