@@ -70,22 +70,21 @@ _add("paper", "the authors' hyperparameters per model (SGD, x0.2 lr drops, epoch
                     "mnist": "lenet", "fashion_mnist": "lenet", **{d: "mlp" for d in EMBEDDED}, "*": "vgg16"},
 ))
 
+# What the two short-run presets share; each sets its own length, batch, lr, smoothing and class floor.
+_SHORT_RUNS = {"schedule": "onecycle", "milestones": (0.5, 0.75), "momentum": 0.9, "augment": True,
+               "precision": "auto", "epoch_scaling": False, "query_fraction": 0.25, "query_inits": 2,
+               "weight_decay": 5e-4}
+
 _add("fast", "short one-cycle runs, label smoothing, bf16 (airbench-style, not the paper's recipe); GPU", Preset(
     name="fast",
-    values={"schedule": "onecycle", "milestones": (0.5, 0.75), "momentum": 0.9, "label_smoothing": 0.2,
-            "augment": True, "precision": "auto", "epoch_scaling": False, "query_fraction": 0.25,
-            "query_inits": 2, "min_per_class": 0, "epochs": 16, "batch_size": 512, "lr": 0.4,
-            "weight_decay": 5e-4},
+    values={**_SHORT_RUNS, "label_smoothing": 0.2, "min_per_class": 0, "epochs": 16, "batch_size": 512, "lr": 0.4},
     per_model={"mlp": {"epochs": 40, "batch_size": 128, "lr": 0.1, "label_smoothing": 0.0, "augment": False}},
     default_models={**{d: "mlp" for d in EMBEDDED}, "*": "cnn"},
 ))
 
 _add("cpu", "a small model and few epochs: seconds on the embedded datasets, minutes on CIFAR", Preset(
     name="cpu",
-    values={"schedule": "onecycle", "milestones": (0.5, 0.75), "momentum": 0.9, "label_smoothing": 0.0,
-            "augment": True, "precision": "auto", "epoch_scaling": False, "query_fraction": 0.25,
-            "query_inits": 2, "min_per_class": 20, "epochs": 8, "batch_size": 256, "lr": 0.2,
-            "weight_decay": 5e-4},
+    values={**_SHORT_RUNS, "label_smoothing": 0.0, "min_per_class": 20, "epochs": 8, "batch_size": 256, "lr": 0.2},
     per_model={"mlp": {"epochs": 30, "batch_size": 64, "lr": 0.05, "augment": False, "query_inits": 3}},
     default_models={**{d: "mlp" for d in EMBEDDED}, "*": "cnn"},
 ))
