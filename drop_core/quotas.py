@@ -176,11 +176,14 @@ def _check_floor(sizes: np.ndarray, floor: int, budget: int) -> None:
         )
 
 
-def _round_largest_remainder(exact: np.ndarray, sizes: np.ndarray, total: int) -> np.ndarray:
+def _round_largest_remainder(exact: np.ndarray, sizes: np.ndarray, total: int,
+                             recalls: np.ndarray) -> np.ndarray:
     """Integer counts summing to ``total``, each the floor or ceiling of ``exact``.
 
     The units left after flooring go to the largest fractional parts; ties go to the
-    larger class, then the smaller exact count, then the lower class index.
+    larger class, then the smaller exact count, then the lower recall (the harder class),
+    then the lower class index. Only classes equal in all of these tie on the index, so
+    the counts do not depend on the order in which classes are listed.
     """
     exact = np.clip(exact, 0.0, sizes)
     base = np.floor(exact + 1e-9).astype(np.int64)       # 2.9999999999 is 3, not 2
@@ -188,17 +191,18 @@ def _round_largest_remainder(exact: np.ndarray, sizes: np.ndarray, total: int) -
     frac = np.where(base < sizes, exact - base, -1.0)      # a full class cannot take more
     left = total - int(base.sum())
     if left > 0:
-        order = np.lexsort((np.arange(sizes.size), exact, -sizes, -frac))
+        order = np.lexsort((np.arange(sizes.size), recalls, exact, -sizes, -frac))
         order = order[base[order] < sizes[order]]
         base[order[:left]] += 1
     elif left < 0:                                          # only from float error
-        order = np.lexsort((np.arange(sizes.size), -exact, -sizes, frac))
+        order = np.lexsort((np.arange(sizes.size), -recalls, -exact, -sizes, frac))
         order = order[base[order] > 0]
         base[order[:-left]] -= 1
     return base
 
 
-def _quotas(sizes: np.ndarray, weights: np.ndarray, density: float, floor: int) -> np.ndarray:
+def _quotas(sizes: np.ndarray, weights: np.ndarray, density: float, floor: int,
+            recalls: np.ndarray | None = None) -> np.ndarray:
     """Largest-remainder rounding of the exact counts at budget d*N to the total round(d*N).
 
     Rounding the exact counts at d*N itself (not at round(d*N)) keeps every count within 1
@@ -207,7 +211,8 @@ def _quotas(sizes: np.ndarray, weights: np.ndarray, density: float, floor: int) 
     budget = _budget(sizes, density)
     _check_floor(sizes, floor, budget)
     exact = _allocate(sizes, weights, density * float(sizes.sum()), floor)
-    return _round_largest_remainder(exact, sizes, budget)
+    tiebreak = np.zeros(sizes.size) if recalls is None else recalls
+    return _round_largest_remainder(exact, sizes, budget, tiebreak)
 
 
 def exact_drop_counts(class_sizes, recalls, density, *, min_per_class=0,
@@ -252,7 +257,7 @@ def drop_quotas(class_sizes, recalls, density, *, min_per_class=0, strength=1.0)
     """
     sizes, r, density, floor, tau = _check_drop_args(
         class_sizes, recalls, density, min_per_class, strength, "drop_quotas")
-    return _quotas(sizes, _error_weights(r, tau), density, floor)
+    return _quotas(sizes, _error_weights(r, tau), density, floor, r)
 
 
 def uniform_quotas(class_sizes, density, *, min_per_class=0) -> np.ndarray:
@@ -287,7 +292,7 @@ def authors_code_quotas(class_sizes, recalls, density, *, min_per_class=0,
     # counts = E * w_k / sum(w) is Algorithm 1 with per-sample weight w_k / N_k
     weights = np.divide(_error_weights(r, tau), sizes, out=np.zeros(sizes.size),
                         where=sizes > 0)
-    return _quotas(sizes, weights, density, floor)
+    return _quotas(sizes, weights, density, floor, r)
 
 
 # --------------------------------------------------------------------------- registry
