@@ -1,6 +1,6 @@
 """Quota rules: Algorithm 1, its edge cases, the authors' variant and the registry."""
-import random as _random
 import math
+import random as _random
 
 import numpy as np
 import pytest
