@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # The prepared device check: run once on a machine with a CUDA GPU (e.g. the project's lent H200),
-# from the repository root with the project's venv. It checks the CUDA path end to end and records
+# from the repository root. It checks the CUDA path end to end and records
 # throughput; every part prints its own figures, the trainer ratio last. About 5-8 minutes.
 #   bash bench/gpu_check.sh [OUT_DIR]
+# Python: $PY if set, else the project's .venv, else python3 (the device tool's machines carry no
+# venv; their python3 holds torch, torchvision, numpy, scipy, scikit-learn, pandas and tqdm).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
 OUT=${1:-bench/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $PY -c 'import torch, torchvision; print("torch", torch.__version__, "torchvision", torchvision.__version__)'
+} 2>&1 | tee "$OUT/gpu.txt"
 
 # 1. The runtime policy on CUDA: bf16 autocast and channels_last, data resident on the device.
 $PY - <<'PY' 2>&1 | tee "$OUT/gpu_runtime.txt"
