@@ -532,7 +532,7 @@ def environment(device: str) -> dict[str, Any]:
     return env
 
 
-class _StopPoll:
+class StopPoll:
     """should_stop for the trainer: the caller's callback or the store's cancel flag (polled every 0.5 s)."""
 
     def __init__(self, store: Store | None, run_id: int | None, user: Callable[[], bool] | None) -> None:
@@ -591,7 +591,7 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
         else:
             store.set_status(run_id, "running")
         store.set_environment(run_id, environment(cfg.device))
-    stop = _StopPoll(store, run_id, should_stop)
+    stop = StopPoll(store, run_id, should_stop)
     events = _Events(store, run_id, progress)
     try:
         result = _run(cfg, key, events, stop, cache_dir)

@@ -352,7 +352,7 @@ ENGINES: Registry[Engine] = Registry("engine")
 
 
 def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts: EngineOptions) -> None:
-    from drop_core.pipeline import Cancelled
+    from drop_core.pipeline import Cancelled, StopPoll
 
     for group in groups:
         members = [todo[i] for i in group]
@@ -375,7 +375,7 @@ def _run_local(todo: list[Point], groups: list[list[int]], rec: _Recorder, opts:
             rec.started(rid, _environment(p.config["device"]))
             try:
                 result = run_point(p.config, progress=_Throttle(lambda ev, rid=rid: rec.event(rid, ev)),
-                                   should_stop=lambda rid=rid: rec.store.cancel_requested(rid),
+                                   should_stop=StopPoll(rec.store, rid, None),   # not a query per step
                                    cache_dir=opts.cache_dir)
             except Cancelled:
                 rec.failed(rid, "cancelled by request", status="cancelled")
