@@ -5,6 +5,8 @@ several seeds; each cell is mean [min, max] over seeds (the paper's error bands)
 
     .venv/bin/python bench/cifar10_drop.py --data /tmp/cifar10          # CIFAR-10 image folder
     .venv/bin/python bench/cifar10_drop.py --dataset gaussians           # any registered dataset
+    .venv/bin/python bench/cifar10_drop.py --dataset cifar10 --data-root ~/data --download \
+        --preset paper --device cuda                                     # the paper's protocol on a GPU
 
 ``--data PATH`` is an image-folder tree with PATH/train/<class>/ and PATH/test/<class>/, e.g.
 ``unzip -q ../shared/data/cifar10-jpeg.zip -d /tmp/cifar10``. Runs go through the results
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from drop_core.errors import DropError  # noqa: E402
 from drop_core.metrics import summarize_seeds  # noqa: E402
 from drop_core.pipeline import RunConfig, run  # noqa: E402
 from drop_core.store import Store  # noqa: E402
@@ -44,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="image-folder root of CIFAR-10 (PATH/train, PATH/test)")
     src.add_argument("--dataset", help="a registered dataset name instead (digits, gaussians, cifar10, ...)")
+    p.add_argument("--data-root", help="with --dataset: folder holding the torchvision files (default: the preset's)")
+    p.add_argument("--download", action="store_true", help="with --dataset: download a torchvision dataset when missing")
     p.add_argument("--model", help="default: the preset's model for the dataset")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--epochs", type=int, help="full-data epochs (default: the preset's)")
@@ -66,7 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def base_config(args: argparse.Namespace) -> dict:
     base = {"dataset": args.dataset or f"imagefolder:{args.data}", "preset": args.preset, "device": args.device}
-    for key in ("model", "epochs", "query_inits", "query_epochs", "epoch_scaling", "batch_size", "lr"):
+    for key in ("data_root", "download", "model", "epochs", "query_inits", "query_epochs", "epoch_scaling",
+                "batch_size", "lr"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     return base
@@ -126,4 +132,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except DropError as exc:   # bad input: one line, like the CLI
+        sys.exit(f"error: {exc}")
