@@ -220,3 +220,14 @@ def test_experiment_cancel_stops_own_runs_and_spares_one_another_session_follows
         time.sleep(1.0)
         at.run()
     assert "3 runs were cancelled; the finished ones are kept." in _text(at)
+
+
+def test_experiment_epoch_scaling_choice_reaches_every_run(store):
+    at = _page("experiment")
+    at.selectbox(key="exp_scaling").set_value("on (the paper's rule)").run()
+    at.number_input(key="exp_epochs").set_value(500).run()          # long enough to still be running
+    at.button(key="exp_run").click().run()
+    assert not at.exception
+    job = at.session_state["experiment_job"]
+    assert [store.get_run(r)["config"]["epoch_scaling"] for r in job.run_ids] == [True, True, True]
+    at.button(key="exp_cancel").click().run()
