@@ -25,7 +25,7 @@ from drop_core.train.device import DEVICES, resolve_device
 POLL_SECONDS = 1.0
 IMAGE_FOLDER = "imagefolder"
 PRESET_MODEL = "(preset's choice)"
-EPOCH_SCALING = {"the preset's": None, "on (the paper's rule)": True, "off": False}   # label -> RunConfig.epoch_scaling
+EPOCH_SCALING = {"the preset's": None, "on (the paper's rule)": True, "off": False}   # label -> epoch_scaling
 
 
 def settings_ui() -> list[RunConfig] | None:

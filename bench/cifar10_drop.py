@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--query-epochs", type=int, help="epochs of each query run (default: from the preset)")
     p.add_argument("--epoch-scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="pruned final models train int((0.5+0.5d)/d x epochs), the paper's rule (default: on; "
-                        "without it pruned runs get fewer steps than full data, which hurts Random most)")
+                        "without it pruned runs get fewer steps than full data; see the README)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--densities", type=float, nargs="+", default=[0.3, 0.5])
