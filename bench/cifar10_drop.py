@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--data", help="image-folder root of CIFAR-10 (PATH/train, PATH/test)")
     src.add_argument("--dataset", help="a registered dataset name instead (digits, gaussians, cifar10, ...)")
     p.add_argument("--data-root", help="with --dataset: folder holding the torchvision files (default: the preset's)")
-    p.add_argument("--download", action="store_true", help="with --dataset: download a torchvision dataset when missing")
+    p.add_argument("--download", action="store_true",
+                   help="with --dataset: download a torchvision dataset when missing")
     p.add_argument("--model", help="default: the preset's model for the dataset")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--epochs", type=int, help="full-data epochs (default: the preset's)")
