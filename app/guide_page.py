@@ -120,7 +120,10 @@ my_data/
 The test folder is split per class: its first half validates the query model (the recall DRoP reads), the
 second half gives the reported test accuracy. On the Experiment page choose **your image folder** and type
 the path (`my_data`); from the command line the dataset is `imagefolder:my_data`. Classes are named after
-the sub-folders of `train/`. Images are decoded once and cached, so later runs start fast.
+the sub-folders of `train/`. Images are decoded once and cached, so later runs start fast. Training
+augments with random left-right flips and shifts of up to 1/8 of the image size. If a mirror image would
+belong to another class (letters, digits, road signs with arrows), add `--no-flip` on the command line;
+`--no-augment` turns augmentation off altogether.
 """
     )
 

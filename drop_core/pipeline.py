@@ -90,6 +90,8 @@ class RunConfig:
     milestones: tuple[float, ...] | None = _f("multistep lr drops (x0.2) as fractions of the epochs", nargs="+")
     label_smoothing: float | None = _f("label smoothing of the cross-entropy")
     augment: bool | None = _f("augment the final model's batches (flip/translate where the data allows)")
+    flip: bool | None = _f("random horizontal flips when augmenting; default: the dataset's (on for natural "
+                           "images and image folders; --no-flip where a mirror image changes the class)")
     precision: str | None = _f("auto, bf16 or fp32")
     epoch_scaling: bool | None = _f("final model trains int((0.5+0.5d)/d * epochs) epochs at kept fraction d")
     scorer: str = _f("pruning score (see `list scorers`)", default="random")
@@ -653,8 +655,9 @@ def _run(cfg: RunConfig, key: str, emit: ProgressFn, stop: Callable[[], bool],
     emit({"stage": "final", "epoch": 0, "epochs": epochs,
           "message": f"final model on {len(sel.indices)} samples, {epochs} epochs"})
     model = _new_model(cfg.model, data, seed)
-    train(model, data, sel.indices, _train_config(cfg, epochs, seed=seed, augment=cfg.augment,
-                                                    record=frozenset(), eval_val=False),
+    train_data = data if cfg.flip is None else dataclasses.replace(data, flip=cfg.flip)
+    train(model, train_data, sel.indices,
+          _train_config(cfg, epochs, seed=seed, augment=cfg.augment, record=frozenset(), eval_val=False),
           device=cfg.device, progress=lambda ev: emit({"stage": "final", **ev}), should_stop=stop)
     timings["final"] = time.perf_counter() - t0
 

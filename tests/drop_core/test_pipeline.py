@@ -123,6 +123,23 @@ def test_run_key_covers_every_result_field_but_not_download():
     assert run_key(dataclasses.replace(cfg, download=True)) == run_key(cfg)
 
 
+@pytest.mark.parametrize("flip, expected", [(None, False), (True, True)])   # None: the dataset's (digits: no flips)
+def test_flip_option_reaches_the_final_model_only(tmp_path, monkeypatch, flip, expected):
+    seen = []
+
+    def spy(model, data, train_idx, cfg, **kw):
+        seen.append(("query" if train_idx is None else "final", data.flip, cfg.augment))
+        return real_train(model, data, train_idx, cfg, **kw)
+
+    real_train = pipeline.train
+    monkeypatch.setattr(pipeline, "train", spy)
+    run(RunConfig(**TINY, flip=flip, augment=True, density=0.5), cache_dir=tmp_path)
+    assert seen[-1] == ("final", expected, True)
+    assert all(not aug for stage, _, aug in seen if stage == "query")   # query models never augment
+    cfg, _ = resolve(RunConfig(**TINY))
+    assert run_key(dataclasses.replace(cfg, flip=False)) != run_key(cfg)
+
+
 def test_unknown_key_and_bad_values_are_rejected():
     with pytest.raises(DropError) as e:
         RunConfig.from_dict({"densty": 0.5})
