@@ -26,6 +26,7 @@ POLL_SECONDS = 1.0
 IMAGE_FOLDER = "imagefolder"
 PRESET_MODEL = "(preset's choice)"
 EPOCH_SCALING = {"the preset's": None, "on (the paper's rule)": True, "off": False}   # label -> epoch_scaling
+FLIPS = {"the dataset's": None, "on": True, "off": False}                             # label -> flip
 
 
 def settings_ui() -> list[RunConfig] | None:
@@ -81,6 +82,11 @@ def settings_ui() -> list[RunConfig] | None:
                 "same epochs at every density, so pruned runs take fewer steps than the full-data reference "
                 "and look worse against it than pruning alone explains (the README's CIFAR-10 measurements).",
             )
+            flips = st.selectbox(
+                "Mirror flips when augmenting", list(FLIPS), key="exp_flip",
+                help="The dataset's: on for natural images and image folders, off for digits. Turn them off "
+                "where a mirror image belongs to another class (letters, digits, arrows).",
+            )
             strength = st.slider("DRoP strength", 0.0, 1.0, 1.0, 0.1, key="exp_strength",
                                  help="Quota weights (1 - recall)^strength: 1 is Algorithm 1, 0 uniform quotas.")
             min_per_class = st.number_input(
@@ -102,7 +108,7 @@ def settings_ui() -> list[RunConfig] | None:
         base = RunConfig(
             dataset=dataset, data_root=root, model=None if model == PRESET_MODEL else model, preset=preset,
             epochs=None if epochs is None else int(epochs), epoch_scaling=EPOCH_SCALING[scaling],
-            device=device, strength=float(strength),
+            flip=FLIPS[flips], device=device, strength=float(strength),
             min_per_class=None if min_per_class is None else int(min_per_class),
         )
         return plan.comparison_configs(

@@ -122,8 +122,9 @@ second half gives the reported test accuracy. On the Experiment page choose **yo
 the path (`my_data`); from the command line the dataset is `imagefolder:my_data`. Classes are named after
 the sub-folders of `train/`. Images are decoded once and cached, so later runs start fast. Training
 augments with random left-right flips and shifts of up to 1/8 of the image size. If a mirror image would
-belong to another class (letters, digits, road signs with arrows), add `--no-flip` on the command line;
-`--no-augment` turns augmentation off altogether.
+belong to another class (letters, digits, road signs with arrows), set **Mirror flips when augmenting** to
+*off* under the Experiment page's **Advanced** (`--no-flip` on the command line; `--no-augment` turns
+augmentation off altogether).
 """
     )
 

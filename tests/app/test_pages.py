@@ -222,12 +222,14 @@ def test_experiment_cancel_stops_own_runs_and_spares_one_another_session_follows
     assert "3 runs were cancelled; the finished ones are kept." in _text(at)
 
 
-def test_experiment_epoch_scaling_choice_reaches_every_run(store):
+def test_experiment_epoch_scaling_and_flip_choices_reach_every_run(store):
     at = _page("experiment")
     at.selectbox(key="exp_scaling").set_value("on (the paper's rule)").run()
+    at.selectbox(key="exp_flip").set_value("off").run()
     at.number_input(key="exp_epochs").set_value(500).run()          # long enough to still be running
     at.button(key="exp_run").click().run()
     assert not at.exception
     job = at.session_state["experiment_job"]
-    assert [store.get_run(r)["config"]["epoch_scaling"] for r in job.run_ids] == [True, True, True]
+    configs = [store.get_run(r)["config"] for r in job.run_ids]
+    assert [(c["epoch_scaling"], c["flip"]) for c in configs] == [(True, False)] * 3
     at.button(key="exp_cancel").click().run()
