@@ -36,7 +36,7 @@ if TYPE_CHECKING:   # imported where used: a Ray worker that only relays progres
 
 AXES = ("scorer", "quoter", "density", "seed")   # the RunConfig fields a grid varies
 # RunConfig fields only the final model reads (the query plan covers how quoter and density shape the query stage)
-FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling", "selection", "augment")
+FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling", "selection", "augment", "flip")
 POLL_SECONDS = 0.5            # driver: how often it collects progress and checks cancel flags
 EVENT_EVERY_SECONDS = 2.0     # worker: at most one per-step progress event per run this often
 REPO_ROOT = Path(__file__).resolve().parent.parent

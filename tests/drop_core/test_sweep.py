@@ -67,6 +67,11 @@ def test_query_groups_share_everything_but_final_model_fields():
         assert len({(points[i]["quoter"], points[i]["density"]) for i in g}) == 4
 
 
+def test_points_differing_only_in_flips_share_a_query_stage():   # query models never augment
+    points = [{"dataset": "digits", "scorer": "el2n", "seed": 0, "flip": flip} for flip in (None, True, False)]
+    assert sweep.query_groups(points, [("early", 3, 2)] * 3) == [[0, 1, 2]]
+
+
 def test_query_groups_split_points_whose_query_plans_differ():
     points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform", "drop"),
                                               densities=(0.3, 0.6)))
