@@ -193,9 +193,8 @@ def store_active_elsewhere(job: jobs.Job | None) -> int:
     runs = store.list_runs()
     if runs.empty:
         return 0
-    jobs.mark_orphans(store, tuple(runs.loc[runs["status"] == "queued", "id"].astype(int)))
-    runs = store.list_runs()
-    active = runs[runs["status"].isin(ACTIVE_STATUSES)]
+    orphans = jobs.mark_orphans(store, tuple(runs.loc[runs["status"] == "queued", "id"].astype(int)))
+    active = runs[runs["status"].isin(ACTIVE_STATUSES) & ~runs["id"].isin(orphans)]
     return int((~active["id"].isin(job.run_ids if job else ())).sum())
 
 

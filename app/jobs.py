@@ -139,9 +139,11 @@ def cancel(store: Store, job: Job) -> list[int]:
     return shared
 
 
-def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> None:
-    """Mark queued runs whose worker is gone as ``interrupted`` (the store does this for running ones)."""
+def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> list[int]:
+    """Mark queued runs whose worker is gone as ``interrupted`` (the store does this for running ones);
+    returns the runs it marked."""
     reap()
+    marked = []
     for rid in run_ids:
         if store.get_run(rid)["status"] != "queued":
             continue
@@ -149,6 +151,8 @@ def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> None:
         pid = (event or {}).get("pid")
         if pid is not None and not _alive(int(pid)):
             store.set_status(rid, "interrupted", error="the worker process ended before starting this run")
+            marked.append(rid)
+    return marked
 
 
 def _alive(pid: int) -> bool:

@@ -53,7 +53,8 @@ def test_a_queued_run_whose_worker_died_is_marked_interrupted(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     store.add_event(rid, {"stage": "queued", "pid": dead.pid, "message": "waiting"})
-    jobs.mark_orphans(store, (rid,))
+    assert jobs.mark_orphans(store, (rid,)) == [rid]
+    assert jobs.mark_orphans(store, (rid,)) == []          # already marked
     run = store.get_run(rid)
     assert run["status"] == "interrupted" and "worker" in run["error"]
 
