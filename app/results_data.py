@@ -26,9 +26,8 @@ METRICS: dict[str, str] = {
 }
 
 
-# Config fields that tell methods and repeats apart; every other field (but where a run ran) is the setting.
+# Config fields that tell methods and repeats apart; every other setting field (drop_core.config) is the setting.
 METHOD_AXES = ("scorer", "quoter", "selection", "density", "seed")
-NOT_SETTING = ("download", "device", "data_root")
 
 
 def method_label(scorer: str, quoter: str, density: float, selection: str = "top") -> str:
@@ -56,7 +55,7 @@ def setting_groups(runs: pd.DataFrame, config_fields: list[str]) -> list[tuple[s
     Returns ``(label, run ids)`` per group, largest first; the label names only the fields that
     differ between groups (``"epochs=60, model=cnn"``) and is empty when there is one group.
     """
-    fields = [f for f in config_fields if f in runs and f not in METHOD_AXES + NOT_SETTING]
+    fields = [f for f in config_fields if f in runs and f not in METHOD_AXES]
     keys = runs[fields].astype(str)
     differing = [f for f in fields if keys[f].nunique() > 1]
     if not differing:

@@ -7,7 +7,7 @@ import streamlit as st
 from app import resources
 from app import results_data as rd
 from app.comparison import comparison_ui
-from drop_core.pipeline import config_fields
+from drop_core.config import setting_fields
 from drop_core.store import ACTIVE_STATUSES, Store
 
 FILTERS = ("dataset", "model", "preset", "scorer", "quoter", "status")
@@ -60,7 +60,7 @@ def compare_ui(store: Store, runs: pd.DataFrame) -> None:
     if finished.empty:
         st.info("No finished run matches the filters.")
         return
-    groups = rd.setting_groups(finished, [f.name for f in config_fields()])
+    groups = rd.setting_groups(finished, setting_fields())
     if len(groups) > 1:
         labels = {label: f"{label} ({len(ids)} runs)" for label, ids in groups}
         label = st.selectbox(

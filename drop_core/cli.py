@@ -8,16 +8,18 @@ being the last run's result).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from drop_core.errors import DropError
 from drop_core.store import Store, default_store_path
+from drop_core.validate import check_number
 
 LIST_KINDS = ("datasets", "models", "scorers", "quoters", "presets", "runs")
 
@@ -37,35 +39,14 @@ class _LogFormat(logging.Formatter):
 
 # --- run -------------------------------------------------------------------------------
 
-def _field_type(f: dataclasses.Field) -> str:
-    t = str(f.type)
-    for name in ("bool", "tuple", "int", "float"):
-        if t.startswith(name):
-            return name
-    return "str"
-
-
 def _add_run_parser(sub: argparse._SubParsersAction) -> None:
-    from drop_core.pipeline import RunConfig, config_fields
+    from drop_core.config import add_flags
 
     p = sub.add_parser("run", help="run the DRoP pipeline once (or once per --seeds)",
                        description="Query model(s) -> validation recall -> scores -> class quotas -> subset -> "
                                    "final model -> per-class test accuracy. Unset options come from the preset; "
                                    "every option you set wins and is logged.")
-    defaults = RunConfig()
-    for f in config_fields():
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        shown = "the preset's" if default is None else repr(default)
-        help_text = f"{f.metadata['help']} (default: {shown})"
-        kind = _field_type(f)
-        if kind == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif kind == "tuple":
-            p.add_argument(flag, type=float, nargs="+", default=None, metavar="F", help=help_text)
-        else:
-            p.add_argument(flag, type={"int": int, "float": float, "str": str}[kind], default=None,
-                           metavar=f.name.upper(), help=help_text)
+    add_flags(p)
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="run once per seed and summarise")
     p.add_argument("--store", help=f"results store (default: $DROP_STORE or {default_store_path()})")
     p.add_argument("--no-store", action="store_true", help="do not record the run in a store")
@@ -115,23 +96,25 @@ class _Bars:
 
 
 def _configs(args: argparse.Namespace) -> list:
-    from drop_core.pipeline import RunConfig, config_fields
+    """One config per seed, every one checked before the first run starts."""
+    from drop_core.config import RunConfig, flag_values, validate
 
-    values = {f.name: getattr(args, f.name) for f in config_fields() if getattr(args, f.name) is not None}
+    values = flag_values(args)
     if args.seeds is not None and args.seed is not None:
         raise DropError("Give either --seed or --seeds, not both.")
     seeds = args.seeds if args.seeds is not None else [values.pop("seed", 0)]
-    return [RunConfig.from_dict({**values, "seed": s}) for s in seeds]
+    configs = [RunConfig.from_dict({**values, "seed": s}) for s in seeds]
+    for cfg in configs:
+        validate(cfg)
+    return configs
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from drop_core import pipeline
-
     import torch
 
-    if args.threads < 1:
-        raise DropError(f"The 'threads' parameter of run must be an int in the range [1, inf). Got {args.threads} "
-                        f"instead.")
+    from drop_core import pipeline
+
+    check_number("threads", "run", args.threads, kind=int, low=1)
     torch.set_num_threads(args.threads)
     configs = _configs(args)
     store = None if args.no_store else Store(args.store)
@@ -295,19 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help=f"results store (default: $DROP_STORE or {default_store_path()})")
     p.set_defaults(func=cmd_export)
 
-    add_sweep = _sweep_parser_hook()
-    if add_sweep is not None:
-        add_sweep(sub)
+    from drop_core.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
-
-
-def _sweep_parser_hook() -> Callable[[argparse._SubParsersAction], Any] | None:
-    """``drop_core.sweep.add_parser`` when the sweep module is present."""
-    try:
-        from drop_core.sweep import add_parser
-    except ImportError:
-        return None
-    return add_parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -321,9 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     try:
         return args.func(args)
-    except (DropError, ValueError) as e:
+    except DropError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `run --json ... | head` closed stdout: not an error of the run
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -35,8 +35,6 @@ if TYPE_CHECKING:   # imported where used: a Ray worker that only relays progres
     from drop_core.store import Store
 
 AXES = ("scorer", "quoter", "density", "seed")   # the RunConfig fields a grid varies
-# RunConfig fields only the final model reads (the query plan covers how quoter and density shape the query stage)
-FINAL_ONLY = ("quoter", "density", "strength", "min_per_class", "epoch_scaling", "selection", "augment", "flip")
 POLL_SECONDS = 0.5            # driver: how often it collects progress and checks cancel flags
 EVENT_EVERY_SECONDS = 2.0     # worker: at most one per-step progress event per run this often
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -111,20 +109,17 @@ def query_family(config: dict) -> str:
     Their query stages run one after another, so a shared query model is trained once and
     found in the cache by the next scorer.
     """
-    return json.dumps({k: v for k, v in config.items() if k not in FINAL_ONLY and k != "scorer"},
-                      sort_keys=True, default=str)
+    from drop_core.config import fields_of
+
+    return json.dumps({k: config[k] for k in fields_of("data", "query")}, sort_keys=True, default=str)
 
 
-def query_groups(configs: list[dict], plans: list[Any]) -> list[list[int]]:
-    """Indices of grid points that share one query stage.
-
-    Points share it when their configs are equal but for final-model fields and their query
-    plans (what the query stage trains, ``pipeline.query_plan``) are equal.
-    """
+def query_groups(group_keys: list[str]) -> list[list[int]]:
+    """Indices of grid points that share one query stage: equal query-model keys and init counts
+    (:func:`resolve_point`), so no two groups ever train the same query model at once."""
     groups: dict[str, list[int]] = {}
-    for i, (cfg, plan) in enumerate(zip(configs, plans, strict=True)):
-        shared = {k: v for k, v in cfg.items() if k not in FINAL_ONLY}
-        groups.setdefault(json.dumps([shared, plan], sort_keys=True, default=str), []).append(i)
+    for i, key in enumerate(group_keys):
+        groups.setdefault(key, []).append(i)
     return list(groups.values())
 
 
@@ -148,8 +143,8 @@ def run_query(config: dict, *, progress: Callable[[dict], None] | None = None,
     pipeline.query_stage(pipeline.RunConfig.from_dict(config), progress=progress, cache_dir=cache_dir)
 
 
-def resolve_point(config: dict, device: str) -> tuple[dict, str, Any]:
-    """The resolved config, store key and query plan of a grid point that will run on ``device``.
+def resolve_point(config: dict, device: str) -> tuple[dict, str, str]:
+    """The resolved config, store key and query group key of a grid point that will run on ``device``.
 
     The driver resolves for the workers' device (``cpu`` or ``cuda``), which it may not have
     itself, so that the key it checks the store with is the key the worker computes.
@@ -157,11 +152,13 @@ def resolve_point(config: dict, device: str) -> tuple[dict, str, Any]:
     import dataclasses
 
     from drop_core import pipeline
+    from drop_core.config import query_key
 
     cfg = pipeline.RunConfig.from_dict({**config, "device": "cpu"})
     resolved = dataclasses.replace(pipeline.resolve(cfg)[0], device=device)
     plan = pipeline.query_plan(resolved)
-    return resolved.to_dict(), pipeline.run_key(resolved), (plan.schedule, plan.epochs, plan.inits)
+    group = f"{query_key(resolved, plan.key_facts())}:{plan.inits}" if plan.inits else "no query model"
+    return resolved.to_dict(), pipeline.run_key(resolved), group
 
 
 def point_device(requested: str, engine: str, gpus_per_run: float) -> str:
@@ -546,7 +543,7 @@ class _Once(logging.Filter):
 def resolve_grid(spec: GridSpec, device: str) -> tuple[list[Point], list[Any]]:
     """Every grid point resolved (a bad value fails here, before anything is stored), with its query plan."""
     points, plans = [], []
-    log, once = logging.getLogger("drop_core.pipeline"), _Once()
+    log, once = logging.getLogger("drop_core.config"), _Once()
     log.addFilter(once)
     try:
         for cfg in expand_grid(spec):
@@ -590,7 +587,7 @@ def run_sweep(spec: GridSpec, store: Store, *, engine: str = "ray", options: Eng
             run_points = [p for p, _ in todo]
             rec = _Recorder(store, run_points, echo)
             try:
-                eng.run(run_points, query_groups([p.config for p in run_points], [q for _, q in todo]), rec,
+                eng.run(run_points, query_groups([q for _, q in todo]), rec,
                         options)
             finally:
                 rec.interrupt_unfinished()

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from drop_core import pipeline
+from drop_core.pipeline import lifecycle, query
 from drop_core.cli import main
 from drop_core.data import load_dataset
 from drop_core.errors import DropError
@@ -106,14 +107,14 @@ def test_failure_is_recorded_with_its_error(tmp_path):
 
 
 def test_resolution_presets_first_user_wins_and_is_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="drop_core.pipeline"):
+    with caplog.at_level(logging.INFO, logger="drop_core.config"):
         cfg, lines = resolve(RunConfig(dataset="digits", preset="cpu", epochs=7, device="cpu"))
     assert cfg.model == "mlp" and cfg.epochs == 7 and cfg.batch_size == 64 and cfg.query_model == "mlp"
     assert "Overriding: epochs = 7 (preset 'cpu' has 30)" in caplog.messages
     assert "preset 'cpu': batch_size = 64" in lines
     paper, _ = resolve(RunConfig(dataset="digits", preset="paper", model="vgg19", device="cpu"))
     assert (paper.lr, paper.weight_decay, paper.epochs, paper.epoch_scaling) == (0.1, 5e-4, 160, True)
-    assert resolve(cfg)[0] == cfg and run_key(cfg) == run_key(RunConfig(**cfg.to_dict()))
+    assert resolve(cfg)[0] == cfg and run_key(cfg) == run_key(resolve(RunConfig.from_dict(cfg.to_dict()))[0])
 
 
 def test_run_key_covers_every_result_field_but_not_download():
@@ -131,8 +132,9 @@ def test_flip_option_reaches_the_final_model_only(tmp_path, monkeypatch, flip, e
         seen.append(("query" if train_idx is None else "final", data.flip, cfg.augment))
         return real_train(model, data, train_idx, cfg, **kw)
 
-    real_train = pipeline.train
-    monkeypatch.setattr(pipeline, "train", spy)
+    real_train = lifecycle.train
+    monkeypatch.setattr(lifecycle, "train", spy)
+    monkeypatch.setattr(query, "train", spy)
     run(RunConfig(**TINY, flip=flip, augment=True, density=0.5), cache_dir=tmp_path)
     assert seen[-1] == ("final", expected, True)
     assert all(not aug for stage, _, aug in seen if stage == "query")   # query models never augment

@@ -56,10 +56,14 @@ def test_expand_grid_rejects_an_axis_in_base():
                             "parameter instead. Got base keys ['density', 'epochs'].")
 
 
+def _groups(points: list[dict]) -> list[list[int]]:
+    return sweep.query_groups([sweep.resolve_point(p, "cpu")[2] for p in points])
+
+
 def test_query_groups_share_everything_but_final_model_fields():
     points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("el2n", "forgetting"),
                                               quoters=("uniform", "drop"), densities=(0.3, 0.6), seeds=(0, 1)))
-    groups = sweep.query_groups(points, [("early", 3, 2)] * len(points))
+    groups = _groups(points)
     assert len(groups) == 4                      # 2 scorers x 2 seeds
     assert sorted(i for g in groups for i in g) == list(range(16))
     for g in groups:
@@ -69,14 +73,13 @@ def test_query_groups_share_everything_but_final_model_fields():
 
 def test_points_differing_only_in_flips_share_a_query_stage():   # query models never augment
     points = [{"dataset": "digits", "scorer": "el2n", "seed": 0, "flip": flip} for flip in (None, True, False)]
-    assert sweep.query_groups(points, [("early", 3, 2)] * 3) == [[0, 1, 2]]
+    assert _groups(points) == [[0, 1, 2]]
 
 
 def test_query_groups_split_points_whose_query_plans_differ():
     points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform", "drop"),
                                               densities=(0.3, 0.6)))
-    plans = [("none", 0, 0) if p["quoter"] == "uniform" else ("early", 1, 3) for p in points]
-    assert sweep.query_groups(points, plans) == [[0, 1], [2, 3]]
+    assert _groups(points) == [[0, 1], [2, 3]]   # uniform: no query model; drop: early query models
 
 
 def test_grid_spec_round_trips_through_plain_data():
