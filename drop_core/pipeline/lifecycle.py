@@ -96,20 +96,22 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
     """
     cfg, _ = resolve(config)
     key = run_key(cfg)
-    if store is not None and not force:
-        done = store.finished_run_for_key(key)
-        if done is not None:
-            result = RunResult.from_store(store, done)
-            result.reused = True
-            if run_id is not None and run_id != done:
-                store.save_result(run_id, result.to_dict())
-                result.run_id = run_id
-            return result
-    if store is not None:
-        if run_id is None:
+    if store is not None and run_id is None:
+        if force:
             run_id = store.create_run(cfg.to_dict(), key, status="running")
         else:
-            store.set_status(run_id, "running")
+            run_id, state = store.claim_run(cfg.to_dict(), key)   # one transaction: never two rows for a key
+            if state != "created":
+                return _follow(store, run_id, progress)
+    elif store is not None and not force:
+        done = store.finished_run_for_key(key)
+        if done is not None and done != run_id:   # the app queued run_id; an identical one finished meanwhile
+            result = RunResult.from_store(store, done)
+            store.save_result(run_id, result.to_dict())
+            result.run_id, result.reused = run_id, True
+            return result
+    if store is not None:
+        store.set_status(run_id, "running")
         store.set_environment(run_id, environment(cfg.device))
     stop = StopPoll(store, run_id, should_stop)
     events = _Events(store, run_id, progress)
@@ -133,6 +135,31 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
         store.add_event(run_id, {"stage": "done", "epoch": 0, "epochs": 0, "message": "finished"})
     events({"stage": "done", "message": "finished"})
     return result
+
+
+def _follow(store: Store, run_id: int, progress: ProgressFn | None, poll: float = 0.5) -> RunResult:
+    """Wait for run ``run_id`` (finished, or being computed by another process) and return its result.
+
+    Two identical runs started at once on one store train once: the second follows the first.
+    """
+    said = ""
+    while True:
+        run_row = store.get_run(run_id)
+        status = run_row["status"]
+        if status == "finished":
+            result = RunResult.from_store(store, run_id)
+            result.reused = True
+            return result
+        if status not in ("queued", "running"):
+            raise DropError(f"The identical run {run_id} that this one waited for ended {status}"
+                            f"{': ' + run_row['error'] if run_row.get('error') else ''}. Rerun to compute it again "
+                            f"(or add --force).")
+        text = f"waiting for the identical run {run_id} ({status}) in another process"
+        if progress is not None and text != said:
+            progress({"stage": "load", "epoch": 0, "epochs": 0, "message": text})
+            said = text
+        time.sleep(poll)
+        store.mark_interrupted()   # its owner died: the row becomes interrupted and the loop ends
 
 
 def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], bool],

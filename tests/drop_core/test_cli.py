@@ -96,3 +96,49 @@ def test_module_entry_point_prints_no_traceback():
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: Unknown scorer 'el2m'. Valid scorers: ")
+
+
+def test_every_seed_is_checked_before_the_first_run(capsys, tmp_path):
+    assert _err(capsys, ["run", *TINY, "--seeds", "0", "-3", "--store", str(tmp_path / "s.sqlite")]) == (
+        "error: The 'seed' parameter of run must be an int in the range [0, inf). Got -3 instead.")
+    assert not (tmp_path / "s.sqlite").exists() or "no runs" in _list_runs(tmp_path / "s.sqlite")
+
+
+def _list_runs(store: Path) -> str:
+    return subprocess.run([sys.executable, "-m", "drop_core", "list", "runs", "--store", str(store)],
+                          capture_output=True, text=True, cwd=REPO).stdout
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--weight-decay", "--density"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_non_finite_numbers_are_rejected_at_the_flag(capsys, flag, value):
+    with pytest.raises(SystemExit) as e:
+        main(["run", f"{flag}={value}", "--no-store"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (f"python -m drop_core run: error: argument {flag}: {value!r} is not a "
+                                       f"finite number\n")
+
+
+@pytest.mark.slow
+def test_two_identical_runs_at_once_train_once(tmp_path):
+    """The second process follows the first: one row in the store, one training."""
+    store = tmp_path / "s.sqlite"
+    cmd = [sys.executable, "-m", "drop_core", "run", *TINY, "--epochs", "6", "--store", str(store),
+           "--cache-dir", str(tmp_path / "cache"), "--json"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    results = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sorted(r["reused"] for r in results) == [False, True]
+    assert results[0]["class_accuracy"] == results[1]["class_accuracy"]
+    assert len({r["run_id"] for r in results}) == 1
+    rows = [line for line in _list_runs(store).splitlines()[1:] if line.strip()]
+    assert len(rows) == 1, rows
+
+
+def test_closed_stdout_is_not_a_traceback(tmp_path):
+    cmd = (f"{sys.executable} -m drop_core list | head -c 10 >/dev/null; "
+           f"{sys.executable} -m drop_core run {' '.join(TINY)} --no-store --json --seeds 0 1 | head -c 1 >/dev/null")
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in out.stderr, out.stderr
