@@ -11,12 +11,16 @@ is renamed into place, so a killed process never leaves half an entry; loads use
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
+
+from drop_core.cache import read_npz, write_npz
+
+log = logging.getLogger("drop_core.data")
 
 
 def fingerprint(root: Path, files: Sequence[Path], classes: Sequence[str], labels: np.ndarray) -> str:
@@ -52,24 +56,24 @@ def cache_dir(data_root: Path) -> Path:
     return Path.home() / ".cache" / "drop_core"
 
 
-def load(path: Path) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """The cached (images, labels), or None if there is no readable entry at ``path``."""
-    try:
-        with np.load(path, allow_pickle=False) as entry:
-            return entry["images"], entry["labels"]
-    except (OSError, KeyError, ValueError):
+def load(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (images, labels), or None if there is no usable entry at ``path``.
+
+    A damaged entry (truncated, empty, a flipped bit, missing arrays) is reported in one warning
+    line naming it and deleted, so the caller decodes again and writes a good one.
+    """
+    arrays = read_npz(path)
+    if arrays is None:
         return None
+    images, labels = arrays.get("images"), arrays.get("labels")
+    if images is None or labels is None or images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        log.warning("The cache file '%s' is damaged (not an images/labels entry); deleting it and decoding again.",
+                    path)
+        path.unlink(missing_ok=True)
+        return None
+    return images, labels
 
 
 def save(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """Write an entry atomically (temporary file in the same folder, then ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, images=images, labels=labels)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_npz(path, {"images": images, "labels": labels})
