@@ -9,9 +9,10 @@ the host sees one copy per epoch. The same code runs on CUDA (bf16 autocast) and
 """
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 from drop_core.data.base import Dataset
 from drop_core.errors import DropError
 from drop_core.train.augment import Normalizer, augment
-from drop_core.train.device import PRECISIONS, Runtime, resolve_runtime
+from drop_core.train.device import PRECISIONS, Runtime, keep_freed_memory, resolve_runtime
 from drop_core.train.evaluate import evaluate, forward_batches
 from drop_core.train.schedules import SCHEDULES
 
@@ -32,6 +33,10 @@ ProgressFn = Callable[[dict], None]
 
 class Stopped(Exception):
     """Training was cancelled: ``should_stop()`` returned True between two steps."""
+
+
+class Diverged(DropError):
+    """The training loss became NaN or infinite (checked once per epoch, at the epoch's one host sync)."""
 
 
 @dataclass
@@ -74,12 +79,12 @@ def check_config(cfg: TrainConfig) -> None:
         raise _bad("epochs", "an int >= 1", cfg.epochs)
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise _bad("batch_size", "an int >= 1", cfg.batch_size)
-    if not cfg.lr > 0:
-        raise _bad("lr", "a float > 0", cfg.lr)
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise _bad("lr", "a finite float > 0", cfg.lr)
     if not 0 <= cfg.momentum < 1:
         raise _bad("momentum", "a float in the range [0.0, 1.0)", cfg.momentum)
-    if not cfg.weight_decay >= 0:
-        raise _bad("weight_decay", "a float >= 0", cfg.weight_decay)
+    if not (cfg.weight_decay >= 0 and math.isfinite(cfg.weight_decay)):
+        raise _bad("weight_decay", "a finite float >= 0", cfg.weight_decay)
     if cfg.schedule not in SCHEDULES:
         raise _bad("schedule", f"one of {', '.join(SCHEDULES.names())}", cfg.schedule)
     if not all(0 < m < 1 for m in cfg.milestones) or list(cfg.milestones) != sorted(cfg.milestones):
@@ -156,13 +161,16 @@ def train(
     (steps done in this epoch), "steps" (per epoch), "loss", "train_acc", "val_acc",
     "seconds" (since the start)}``; step events carry ``None`` for the metrics, because
     reading them would force a host sync every step. ``should_stop()`` is polled before
-    every step; True raises :class:`Stopped`. The same seed gives the same result on CPU.
+    every step; True raises :class:`Stopped`. An epoch whose mean loss is NaN or infinite raises
+    :class:`Diverged`. The same seed gives the same result on CPU.
     """
     check_config(cfg)
     rt = resolve_runtime(device, cfg.precision)
     idx = _subset_indices(train_idx, data.x_train.shape[0])
     if rt.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    else:
+        keep_freed_memory()
     cuda_devices = [rt.device.index or 0] if rt.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(cfg.seed)       # model-internal randomness (dropout) only; data order uses `gen`
@@ -223,6 +231,8 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
             emit({"event": "step", "epoch": epoch, "step": step, "loss": None, "train_acc": None, "val_acc": None})
 
         loss_mean, acc = (torch.stack([loss_sum, hits.float()]) / n).tolist()   # the epoch's one host sync
+        if not math.isfinite(loss_mean):
+            raise Diverged(f"training diverged at epoch {epoch + 1} (loss {loss_mean}); lower --lr")
         for k in want:
             per_epoch[k][epoch] = row[k].cpu().numpy()
         entry = {"epoch": epoch, "loss": loss_mean, "train_acc": acc}

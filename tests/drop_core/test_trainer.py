@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from sklearn.metrics import accuracy_score, confusion_matrix as sk_confusion, recall_score
+from sklearn.metrics import accuracy_score, recall_score
+from sklearn.metrics import confusion_matrix as sk_confusion
 from torch import nn
 
 from drop_core.data.base import Dataset
@@ -18,7 +19,7 @@ from drop_core.train.device import cpu_has_native_bf16, resolve_device, resolve_
 from drop_core.train.evaluate import class_mean, class_recall, confusion_matrix, evaluate
 from drop_core.train.record import final_outputs
 from drop_core.train.schedules import SCHEDULES
-from drop_core.train.trainer import _batch_bounds
+from drop_core.train.trainer import Diverged, _batch_bounds
 
 torch.set_num_threads(1)
 CPU = torch.device("cpu")
@@ -249,6 +250,10 @@ def test_partial_last_batch_kept_but_never_a_single_sample():
                                     "{correct, p_true, margin}. Got ['loss'] instead."),
     ("milestones", (0.75, 0.5), "The 'milestones' parameter of TrainConfig must be increasing fractions in the "
                                 "range (0.0, 1.0). Got (0.75, 0.5) instead."),
+    ("lr", float("inf"), "The 'lr' parameter of TrainConfig must be a finite float > 0. Got inf instead."),
+    ("lr", float("nan"), "The 'lr' parameter of TrainConfig must be a finite float > 0. Got nan instead."),
+    ("weight_decay", float("inf"), "The 'weight_decay' parameter of TrainConfig must be a finite float >= 0. "
+                                   "Got inf instead."),
 ])
 def test_bad_config_is_a_drop_error(field, value, message):
     data = blobs(n_per_class=5)
@@ -256,6 +261,18 @@ def test_bad_config_is_a_drop_error(field, value, message):
     with pytest.raises(DropError) as err:
         train(make_model(data), data, None, cfg)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("make_data", [blobs, bands])
+def test_a_diverging_run_raises_diverged_at_its_first_bad_epoch(make_data):
+    data = make_data()
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e6, augment=False)
+    events: list[dict] = []
+    with pytest.raises(Diverged) as err:
+        train(make_model(data), data, None, cfg, progress=events.append)
+    assert str(err.value) == "training diverged at epoch 1 (loss nan); lower --lr"
+    assert isinstance(err.value, DropError)
+    assert not [e for e in events if e["event"] == "epoch"]          # stopped before reporting the epoch
 
 
 def test_bad_subset_is_a_drop_error():
