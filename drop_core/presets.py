@@ -5,7 +5,7 @@ the preset's values first, then its per-model values, then every flag the user s
 flag always wins and every override is logged; a preset never changes the dataset, the
 scorer, the quoter or the density.
 
-- ``paper``: the authors' hyperparameters per model (notes §3.3: SGD 0.9, MultiStepLR x0.2
+- ``paper``: the authors' hyperparameters per model (docs/drop-method.md, "Training recipe": SGD 0.9, MultiStepLR x0.2
   at 50%/75% of training, epoch scaling (0.5+0.5d)/d, query models at 10% of the epochs with
   5 inits for EL2N/GraNd). Meant for a GPU; on a CPU it is a smoke test at best.
 - ``fast``: short one-cycle runs with label smoothing and bf16 on a GPU (airbench-style, not the
@@ -54,7 +54,7 @@ def _add(name: str, description: str, preset: Preset) -> None:
     PRESETS.add(name, preset, description)
 
 
-# The paper's recipe (authors' config.py with --auto_config; notes §3.3 and §3.5).
+# The paper's recipe (docs/drop-method.md, "Training recipe" and "Query models").
 _PAPER_VGG16 = {"lr": 0.1, "weight_decay": 1e-4, "batch_size": 128, "epochs": 160}
 _add("paper", "the authors' hyperparameters per model (SGD, x0.2 lr drops, epoch scaling); GPU", Preset(
     name="paper",

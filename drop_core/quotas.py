@@ -11,7 +11,7 @@ round after round. Every rule here returns integer counts n_k with
 
 using deterministic largest-remainder rounding (no random top-up).
 
-Choices beyond the paper (documented, see docs/drop-paper-notes.md §2.2-2.3):
+Choices beyond the paper (documented in docs/drop-method.md, "Algorithm 1"):
 
 - When every unsaturated class has zero error, Algorithm 1 divides by zero; here the rest
   of the budget is spread over those classes in proportion to their size.
@@ -282,7 +282,7 @@ def authors_code_quotas(class_sizes, recalls, density, *, min_per_class=0,
     flooring plus a random top-up from all classes; no class is skipped in the
     saturation pass; all-zero errors spread the budget by class size instead of raising
     ZeroDivisionError. On balanced data this equals :func:`drop_quotas`; on imbalanced
-    data it does not (docs/drop-paper-notes.md §2.3).
+    data it does not (docs/drop-method.md, "Where the authors' code differs").
 
     ``min_per_class`` and ``strength`` (counts proportional to (1 - r_k)**strength, so 0
     gives equal counts per class) work as in :func:`drop_quotas`; the code has neither.

@@ -2,7 +2,8 @@
 
 Class k has x ~ N(mu_k, sigma_k^2) with mu0 < mu1 and prior phi_k (phi0 = ``prior0``, phi1 = 1 - prior0).
 A rule t in R or {-inf, +inf} predicts class 1 iff x > t. Every function is a closed form, vectorised
-over its array arguments; equation numbers follow the reconstruction in ``docs`` (drop-paper-notes §1).
+over its array arguments. The paper's typeset equations were not recoverable; equation numbers follow the
+reconstruction that the Toy model page's formulas panel shows (``app/theory_page.py``, ``formulas_ui``).
 """
 from __future__ import annotations
 

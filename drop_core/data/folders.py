@@ -33,7 +33,7 @@ GRAYSCALE_MODES = frozenset({"1", "L", "I", "I;16", "F"})
 DECODE_CHUNK = 512          # files per thread-pool task
 
 TINYIMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
-TINYIMAGENET_MEAN = (0.480, 0.448, 0.397)      # authors' code (paper notes, Section 3.3)
+TINYIMAGENET_MEAN = (0.480, 0.448, 0.397)      # authors' code (docs/drop-method.md)
 TINYIMAGENET_STD = (0.276, 0.269, 0.282)
 
 

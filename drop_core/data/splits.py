@@ -1,6 +1,6 @@
 """Deterministic splits: the paper's validation half of the test split, and a stratified train/test split.
 
-Validation split (paper, Section 3.4 of the notes; authors' ``vision_data.py``): for every
+Validation split (docs/drop-method.md, "Validation split"; authors' ``vision_data.py``): for every
 class k, the first ``floor(n_k / 2)`` test samples *in dataset order* form the validation
 split and the remaining ``n_k - floor(n_k / 2)`` form the test split. It involves no RNG, so
 it is identical for every seed and every run, and reported test metrics never see a

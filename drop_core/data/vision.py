@@ -4,7 +4,7 @@
 or ``./data``). Without ``download`` nothing is fetched; a missing or corrupt copy is a
 DropError that names the folder searched and how to obtain the data.
 
-Normalisation: CIFAR-10/100 use the constants of the authors' code (paper notes, Section 3.3);
+Normalisation: CIFAR-10/100 use the constants of the authors' code (docs/drop-method.md);
 the others use per-channel statistics of their train split. Augmentation follows the paper
 for CIFAR (horizontal flip + shifts of at most 4 px); digits (MNIST, SVHN) are never flipped;
 Fashion-MNIST is (clothing is left-right symmetric); 28 px images shift by at most 2 px.

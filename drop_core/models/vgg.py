@@ -1,8 +1,8 @@
 """VGG-16/19 with batch norm as in the DRoP code: conv-only features, one Linear head, BN momentum 0.01.
 
 13 (VGG-16) or 16 (VGG-19) bias-free 3x3 convs with BN and ReLU, 5 max-pools, flatten, then a
-single ``Linear(512 * (H/32) * (W/32), K)`` with no hidden FC layers and no dropout (paper
-notes, Section 3.3). Xavier-normal (gain sqrt 2) initialisation.
+single ``Linear(512 * (H/32) * (W/32), K)`` with no hidden FC layers and no dropout (docs/drop-method.md,
+"Training recipe"). Xavier-normal (gain sqrt 2) initialisation.
 """
 from __future__ import annotations
 

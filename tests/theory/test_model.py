@@ -88,7 +88,7 @@ def test_optimal_threshold_vectorises_over_priors() -> None:
 
 
 def test_optimal_threshold_regimes_from_the_notes() -> None:
-    """drop-paper-notes §1.3: t*(0.5) = 0.2376 for mu=(-1,1), sigma=(1,2); at prior 0.2 Eq. 6 fails, t* = -inf."""
+    """Worked example of the reconstruction (README, toy model): t*(0.5) = 0.2376 for mu=(-1,1), sigma=(1,2); at prior 0.2 Eq. 6 fails, t* = -inf."""
     g = TwoGaussians(mu=(-1.0, 1.0), sigma=(1.0, 2.0))
     assert g.optimal_threshold(0.5) == pytest.approx(0.2376, abs=1e-4)
     assert g.eq6_discriminant(0.2) < 0
@@ -259,7 +259,7 @@ def test_ssp_threshold_is_global_minimiser_of_the_pruned_risk(g: TwoGaussians, p
 
 
 def test_ssp_threshold_examples_from_the_notes() -> None:
-    """drop-paper-notes §1.6: the argmin stays at t* for M = 0.25, jumps to 1.5 at M = 0.5 and to -2.0 at M = 1."""
+    """Worked example of the reconstruction: the argmin stays at t* for M = 0.25, jumps to 1.5 at M = 0.5 and to -2.0 at M = 1."""
     g = TwoGaussians(mu=(-1.0, 1.0), sigma=(1.0, 2.0))
     np.testing.assert_allclose(g.ssp_threshold(0.5, [0.0, 0.25, 0.5, 1.0]), [g.optimal_threshold(0.5), g.optimal_threshold(0.5), 1.5, -2.0])
 
