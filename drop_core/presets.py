@@ -17,9 +17,9 @@ scorer, the quoter or the density.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from drop_core.registry import Registry
 
@@ -99,7 +99,3 @@ def preset_keys() -> set[str]:
             keys |= set(vals)
     return keys
 
-
-def describe(name: str, model: str) -> Mapping[str, Any]:
-    """Read-only view of what preset ``name`` sets for ``model`` (for ``list`` and the app)."""
-    return MappingProxyType(PRESETS.get(name).values_for(model))

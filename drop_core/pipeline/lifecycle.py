@@ -24,7 +24,7 @@ from drop_core.errors import DropError
 from drop_core.metrics import class_recalls, summarize
 from drop_core.pipeline.query import derived_seed, new_model, query_stage, train_config
 from drop_core.pipeline.result import RunResult
-from drop_core.pipeline.subset import empty_class_warnings, select_subset
+from drop_core.pipeline.subset import check_budget, empty_class_warnings, select_subset
 from drop_core.presets import EMBEDDED
 from drop_core.store import Store
 from drop_core.train.trainer import Stopped, predict, train
@@ -179,6 +179,7 @@ def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], boo
     emit({"stage": "load", "message": f"loading {cfg.dataset}"})
     data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, seed=cfg.data_seed)
     timings["load"] = time.perf_counter() - t0
+    check_budget(cfg, data.class_sizes())
 
     q = query_stage(cfg, cache_dir=cache_dir, progress=emit, should_stop=stop, data=data)
     timings.update(q.timings)

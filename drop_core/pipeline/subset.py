@@ -18,15 +18,28 @@ from drop_core.select import (
 )
 
 
+def check_budget(cfg: ResolvedConfig, class_sizes: np.ndarray) -> int:
+    """The number of samples kept; a density that keeps nothing, or a class floor the budget cannot
+    meet, is an error before any training (the floor usually comes from a preset the user never typed)."""
+    n = int(class_sizes.sum())
+    n_keep = budget(cfg.density, n)
+    if n_keep < 1:
+        raise DropError(f"Density {cfg.density} keeps no sample of the {n} training samples; raise the density.")
+    need = int(np.minimum(cfg.min_per_class, class_sizes).sum())
+    if cfg.density < 1.0 and cfg.quoter != "none" and need > n_keep:
+        raise DropError(f"The class floor min_per_class={cfg.min_per_class} (preset {cfg.preset!r} unless you set "
+                        f"it) needs {need} samples, but density {cfg.density} keeps only {n_keep} of {n}. "
+                        f"Lower it with --min-per-class (0 is the paper's rule; in the app: Advanced, 'Minimum "
+                        f"samples kept per class') or raise the density.")
+    return n_keep
+
+
 def select_subset(cfg: ResolvedConfig, scores: np.ndarray, labels: np.ndarray, val_recall: np.ndarray | None,
                   num_classes: int) -> Selection:
     """The kept training samples of a run: quotas (Algorithm 1 for ``drop``), then selection within classes."""
     sizes = np.bincount(labels, minlength=num_classes)
     rng = np.random.default_rng(derived_seed(cfg.seed, 3))
-    n_keep = budget(cfg.density, labels.size)
-    if n_keep < 1:
-        raise DropError(f"Density {cfg.density} keeps no sample of the {labels.size} training samples; "
-                        f"raise the density.")
+    n_keep = check_budget(cfg, sizes)
     if cfg.density == 1.0:
         return Selection(indices=np.arange(labels.size), kept_per_class=sizes)
     quotas = QUOTERS.get(cfg.quoter)(sizes, val_recall, cfg.density,

@@ -208,3 +208,37 @@ def test_killed_run_is_interrupted_and_the_rerun_resumes_from_the_cache(tmp_path
     new = int(runs["id"].iloc[1])
     trained = {e.get("init") for e in Store(store_path).events(new) if e["stage"] == "query" and e.get("event")}
     assert 0 not in trained and 2 in trained       # init 0 came from the cache
+
+
+def test_a_class_floor_the_budget_cannot_meet_names_its_flag_before_any_training(tmp_path):
+    with pytest.raises(DropError) as e:
+        run(RunConfig(**{**TINY, "density": 0.05, "min_per_class": None}), cache_dir=tmp_path / "cache")
+    assert str(e.value).startswith("The class floor min_per_class=20 (preset 'cpu' unless you set it) needs 200 "
+                                   "samples, but density 0.05 keeps only 54 of 1078.")
+    assert "--min-per-class" in str(e.value)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_a_changed_image_folder_is_a_new_run_with_new_query_models(tmp_path):
+    """Same file count, one image rewritten: never the old result or the old query models."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "imgs"
+    for split, n in (("train", 12), ("test", 6)):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+    store = Store(tmp_path / "s.sqlite")
+    cfg = RunConfig(dataset=f"imagefolder:{root}", model="cnn", preset="cpu", epochs=1, query_inits=1,
+                    device="cpu", min_per_class=0, batch_size=8)
+    first = run(cfg, store=store, cache_dir=tmp_path / "cache")
+    assert not first.query_cache_hit
+    assert run(cfg, store=store, cache_dir=tmp_path / "cache").reused
+    target = root / "train" / "a" / "0.png"
+    time.sleep(0.01)
+    Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(target)
+    second = run(cfg, store=store, cache_dir=tmp_path / "cache")
+    assert not second.reused and not second.query_cache_hit and second.key != first.key
+    assert len(store.list_runs()) == 2
