@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drop_core.pipeline import RunConfig, resolve, run_key
-from drop_core.store import Store
+from drop_core.store import Store, process_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
@@ -149,20 +149,10 @@ def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> list[int]:
             continue
         event = store.latest_event(rid)
         pid = (event or {}).get("pid")
-        if pid is not None and not _alive(int(pid)):
+        if pid is not None and not process_alive(int(pid)):
             store.set_status(rid, "interrupted", error="the worker process ended before starting this run")
             marked.append(rid)
     return marked
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def progress(store: Store, job: Job, *, now: dt.datetime | None = None) -> JobProgress:

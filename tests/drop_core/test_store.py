@@ -34,7 +34,7 @@ def store(tmp_path):
 def test_migrations_applied_once(tmp_path):
     path = tmp_path / "s.sqlite"
     Store(path)
-    assert Store(path).applied_migrations() == ["m001_initial"]
+    assert Store(path).applied_migrations() == ["m001_initial", "m002_followers"]
 
 
 def test_run_lifecycle_and_result_roundtrip(store):

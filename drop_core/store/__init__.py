@@ -5,31 +5,50 @@ style of simonw/llm, and one transaction per write: a process killed mid-write l
 database as it was before that write. Every public method opens its own short-lived
 connection, so a ``Store`` can be shared by threads and passed to worker processes.
 
-A run row records the process (pid, host) that runs it; a run still marked ``running``
-whose process is gone (same host, ``os.kill(pid, 0)`` fails) is marked ``interrupted`` the
-next time the store is opened or listed.
+A run row records the process (pid, host) that owns it: the process running it, or the worker
+or sweep driver that will (:meth:`Store.assign_worker`). An active run whose owner is gone
+(same host, :func:`process_alive` is false) is marked ``interrupted`` the next time the store is
+opened or listed. Every status change goes through one function (``_set_status``).
+
+Opening checks the file before writing a byte: a file that is not SQLite, or a SQLite database
+of another program (tables but none of ours), is a DropError and stays untouched (it is read
+with ``mode=ro``); so is a read-only file or folder, or a path under a regular file.
 """
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import socket
 import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from drop_core.errors import DropError
+from drop_core.store.files import check_path, write_atomic
+from drop_core.store.schema import (
+    ACTIVE_STATUSES,
+    MIGRATIONS,
+    STATUSES,
+    SUMMARY_KEYS,
+    as_float,
+    as_int,
+    check_status,
+    insert_run,
+    json_default,
+    now,
+    run_dict,
+    set_status,
+)
 
+__all__ = ["ACTIVE_STATUSES", "DEFAULT_STORE_PATH", "MIGRATIONS", "STATUSES", "Store", "default_store_path",
+           "process_alive"]
 DEFAULT_STORE_PATH = "runs/drop.sqlite"
-STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
-ACTIVE_STATUSES = ("queued", "running")
-SUMMARY_KEYS = ("average_accuracy", "worst_class_accuracy", "worst_class", "mean_recall", "recall_std",
-                "recall_gap", "train_size", "final_epochs", "query_cache_hit", "warnings")
 
 
 def default_store_path() -> str:
@@ -37,71 +56,8 @@ def default_store_path() -> str:
     return os.environ.get("DROP_STORE") or DEFAULT_STORE_PATH
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-# --- migrations: append only, never edit an applied one -----------------------------------
-
-def _m001_initial(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE sweeps (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            config TEXT NOT NULL,
-            created TEXT NOT NULL
-        )""")
-    db.execute("""
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            key TEXT NOT NULL,
-            status TEXT NOT NULL,
-            config TEXT NOT NULL,
-            sweep_id INTEGER REFERENCES sweeps(id) ON DELETE SET NULL,
-            created TEXT NOT NULL,
-            started TEXT,
-            finished TEXT,
-            error TEXT,
-            pid INTEGER,
-            hostname TEXT,
-            environment TEXT,
-            timings TEXT,
-            summary TEXT,
-            cancel_requested INTEGER NOT NULL DEFAULT 0
-        )""")
-    db.execute("CREATE INDEX runs_key ON runs(key, status)")
-    db.execute("CREATE INDEX runs_sweep ON runs(sweep_id)")
-    db.execute("""
-        CREATE TABLE class_metrics (
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            split TEXT NOT NULL,
-            class_index INTEGER NOT NULL,
-            class_name TEXT NOT NULL,
-            accuracy REAL,
-            class_size INTEGER,
-            kept INTEGER,
-            val_recall REAL,
-            PRIMARY KEY (run_id, split, class_index)
-        )""")
-    db.execute("""
-        CREATE TABLE kept_indices (
-            run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-            indices BLOB NOT NULL
-        )""")
-    db.execute("""
-        CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-            time TEXT NOT NULL,
-            event TEXT NOT NULL
-        )""")
-    db.execute("CREATE INDEX events_run ON events(run_id, id)")
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial]
-
-
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (``os.kill(pid, 0)``; another user's process counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -116,10 +72,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path if path is not None else default_store_path())
-        if self.path.is_dir():
-            raise DropError(f"The store path {str(self.path)!r} is a folder; give a file such as "
-                            f"{str(self.path / 'drop.sqlite')!r}.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_path(self.path)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
         self._migrate()
@@ -154,6 +107,11 @@ class Store:
             db.execute("COMMIT")
 
     def _migrate(self) -> None:
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='_migrations'").fetchone():
+                done = {r["name"] for r in db.execute("SELECT name FROM _migrations")}
+                if all(fn.__name__.lstrip("_") in done for fn in MIGRATIONS):
+                    return                                   # nothing to do: no write lock taken
         with self._tx() as db:
             db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
             done = {r["name"] for r in db.execute("SELECT name FROM _migrations")}
@@ -161,7 +119,7 @@ class Store:
                 name = fn.__name__.lstrip("_")
                 if name not in done:
                     fn(db)
-                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, _now()))
+                    db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now()))
 
     def applied_migrations(self) -> list[str]:
         with self._connect() as db:
@@ -180,40 +138,85 @@ class Store:
         """A sweep groups runs; returns its id."""
         with self._tx() as db:
             cur = db.execute("INSERT INTO sweeps (name, config, created) VALUES (?, ?, ?)",
-                             (name, json.dumps(config, sort_keys=True), _now()))
+                             (name, json.dumps(config, sort_keys=True), now()))
             return int(cur.lastrowid)
 
     def create_run(self, config: dict, key: str, *, status: str = "queued", sweep_id: int | None = None) -> int:
         """Insert a run row and return its id. A ``running`` run records this process."""
-        _check_status(status)
+        check_status(status)
         with self._tx() as db:
-            return _insert_run(db, config, key, status, sweep_id)
+            return insert_run(db, config, key, status, sweep_id)
 
-    def claim_run(self, config: dict, key: str) -> tuple[int, str]:
+    def claim_run(self, config: dict, key: str, *, start: bool = False, follow: bool = False) -> tuple[int, str]:
         """In one transaction: the finished run with this key (``"finished"``), else its queued or running
-        run (``"active"``), else a new queued run (``"created"``). Two sessions clicking Run at the same
-        moment therefore never queue the same config twice."""
+        run (``"active"``), else a new run (``"created"``). Two sessions clicking Run at the same moment,
+        or two identical CLI runs, therefore never compute the same config twice.
+
+        ``start``: a created run is ``running`` and owned by this process at once (the CLI runs it
+        itself; if it dies, the run reads as interrupted and its followers stop waiting), else
+        ``queued``. ``follow``: an active run gets one more follower (see :meth:`follow`)."""
         self.mark_interrupted()
         with self._tx() as db:
             row = db.execute("SELECT id, status FROM runs WHERE key=? AND status IN ('finished','queued','running') "
                              "ORDER BY status='finished' DESC, id DESC LIMIT 1", (key,)).fetchone()
-            if row is not None:
-                return int(row["id"]), "finished" if row["status"] == "finished" else "active"
-            return _insert_run(db, config, key, "queued", None), "created"
+            if row is None:
+                return insert_run(db, config, key, "running" if start else "queued", None), "created"
+            if row["status"] == "finished":
+                return int(row["id"]), "finished"
+            if follow:
+                db.execute("UPDATE runs SET followers = followers + 1 WHERE id=?", (row["id"],))
+            return int(row["id"]), "active"
+
+    def wait_for(self, run_id: int, *, poll: float = 0.5, timeout: float | None = None,
+                 on_wait: Callable[[dict], None] | None = None) -> str:
+        """Block until run ``run_id`` leaves ``queued``/``running``; returns its status then.
+
+        Every ``poll`` seconds it re-reads the row and marks runs whose owner died as
+        ``interrupted`` (so a killed first run ends the wait); ``on_wait(run)`` is called with the
+        row whenever its status changes. After ``timeout`` seconds it returns the active status.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = None
+        while True:
+            run = self.get_run(run_id)
+            if run["status"] not in ACTIVE_STATUSES:
+                return run["status"]
+            if on_wait is not None and run["status"] != seen:
+                on_wait(run)
+            seen = run["status"]
+            if deadline is not None and time.monotonic() >= deadline:
+                return run["status"]
+            time.sleep(poll)
+            self.mark_interrupted()
+
+    def follow(self, run_id: int) -> int:
+        """Count one more session following ``run_id``; returns the new count."""
+        return self._add_followers(run_id, 1)
+
+    def unfollow(self, run_id: int) -> int:
+        """A follower no longer needs ``run_id``; returns the remaining count (never below 0)."""
+        return self._add_followers(run_id, -1)
+
+    def _add_followers(self, run_id: int, delta: int) -> int:
+        with self._tx() as db:
+            self._row(db, run_id)
+            db.execute("UPDATE runs SET followers = MAX(0, followers + ?) WHERE id=?", (delta, run_id))
+            return int(db.execute("SELECT followers FROM runs WHERE id=?", (run_id,)).fetchone()[0])
+
+    def assign_worker(self, run_ids: list[int], pid: int) -> None:
+        """Record process ``pid`` of this host as the owner of the queued ``run_ids`` (a worker started
+        for them): when it dies before running them they read as ``interrupted``, not queued forever."""
+        with self._tx() as db:
+            for run_id in run_ids:
+                db.execute("UPDATE runs SET pid=?, hostname=? WHERE id=? AND status='queued'",
+                           (int(pid), socket.gethostname(), int(run_id)))
 
     def set_status(self, run_id: int, status: str, *, error: str | None = None) -> None:
         """Move a run to ``status``; ``running`` records this process (pid, host) and the start time."""
-        _check_status(status)
+        check_status(status)
         with self._tx() as db:
             self._row(db, run_id)
-            if status == "running":
-                db.execute("UPDATE runs SET status=?, error=NULL, started=?, finished=NULL, pid=?, hostname=? "
-                           "WHERE id=?", (status, _now(), os.getpid(), socket.gethostname(), run_id))
-            elif status in ACTIVE_STATUSES:
-                db.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, run_id))
-            else:
-                db.execute("UPDATE runs SET status=?, error=?, finished=? WHERE id=?",
-                           (status, error, _now(), run_id))
+            set_status(db, run_id, status, error)
 
     def set_environment(self, run_id: int, environment: dict) -> None:
         """Record where a run executes (torch version, device, host, ...)."""
@@ -229,13 +232,12 @@ class Store:
         with self._connect() as db:
             rows = db.execute("SELECT id, pid FROM runs WHERE hostname=? AND "
                               "(status='running' OR (status='queued' AND pid IS NOT NULL))", (host,)).fetchall()
-        dead = [r["id"] for r in rows if r["pid"] is None or not _process_alive(int(r["pid"]))]
+        dead = [r["id"] for r in rows if r["pid"] is None or not process_alive(int(r["pid"]))]
         if dead:
             with self._tx() as db:
                 for run_id in dead:
-                    db.execute("UPDATE runs SET status='interrupted', finished=?, "
-                               "error='the process running it ended without finishing' "
-                               "WHERE id=? AND status IN ('running','queued')", (_now(), run_id))
+                    set_status(db, run_id, "interrupted", "the process running it ended without finishing",
+                                only_from=ACTIVE_STATUSES)
         return dead
 
     def finished_run_for_key(self, key: str) -> int | None:
@@ -257,14 +259,14 @@ class Store:
         """One run: id, key, status, config, error, created/started/finished, timings, summary, environment."""
         with self._connect() as db:
             row = self._row(db, run_id)
-        return _run_dict(row)
+        return run_dict(row)
 
     def list_runs(self, *, status: str | None = None, sweep_id: int | None = None) -> pd.DataFrame:
         """One row per run: id, status, created, ..., then config columns and summary columns."""
         self.mark_interrupted()
         where, args = [], []
         if status is not None:
-            _check_status(status)
+            check_status(status)
             where.append("status = ?")
             args.append(status)
         if sweep_id is not None:
@@ -275,7 +277,7 @@ class Store:
             rows = db.execute(sql, args).fetchall()
         records = []
         for row in rows:
-            run = _run_dict(row)
+            run = run_dict(row)
             rec = {k: run[k] for k in ("id", "status", "created", "started", "finished", "key", "sweep_id", "error")}
             rec["seconds"] = sum(run["timings"].values()) if run["timings"] else None
             rec.update({k: v for k, v in run["config"].items() if k not in rec})
@@ -306,13 +308,14 @@ class Store:
             for split, acc in splits.items():
                 for i, name in enumerate(classes):
                     db.execute("INSERT INTO class_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (run_id, split, i, name, _float(acc[name]), _int(sizes.get(name)),
-                                _int(kept.get(name)), _float(val.get(name))))
+                               (run_id, split, i, name, as_float(acc[name]), as_int(sizes.get(name)),
+                                as_int(kept.get(name)), as_float(val.get(name))))
             if result.get("kept_indices") is not None:
                 idx = np.asarray(result["kept_indices"], dtype=np.int64)
                 db.execute("INSERT INTO kept_indices VALUES (?, ?)", (run_id, idx.tobytes()))
-            db.execute("UPDATE runs SET status='finished', error=NULL, finished=?, summary=?, timings=? WHERE id=?",
-                       (_now(), json.dumps(summary), json.dumps(result.get("timings") or {}), run_id))
+            db.execute("UPDATE runs SET summary=?, timings=? WHERE id=?",
+                       (json.dumps(summary), json.dumps(result.get("timings") or {}), run_id))
+            set_status(db, run_id, "finished", None)
 
     def class_metrics(self, run_ids: list[int] | None = None) -> pd.DataFrame:
         """Long table: run_id, split, class_index, class_name, accuracy, class_size, kept, val_recall."""
@@ -339,13 +342,19 @@ class Store:
     def add_event(self, run_id: int, event: dict) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO events (run_id, time, event) VALUES (?, ?, ?)",
-                       (run_id, _now(), json.dumps(event, default=_json_default)))
+                       (run_id, now(), json.dumps(event, default=json_default)))
 
-    def latest_event(self, run_id: int) -> dict | None:
+    def latest_event(self, run_id: int, stages: Collection[str] | None = None) -> dict | None:
+        """The newest event of ``run_id`` (with ``stages``: the newest whose ``stage`` is one of them), or None.
+
+        Rows are read newest first and the scan stops at the first match, so a poll costs one or a
+        few rows, not the run's whole history."""
         with self._connect() as db:
-            row = db.execute("SELECT time, event FROM events WHERE run_id=? ORDER BY id DESC LIMIT 1",
-                             (run_id,)).fetchone()
-        return None if row is None else {**json.loads(row["event"]), "time": row["time"]}
+            for row in db.execute("SELECT time, event FROM events WHERE run_id=? ORDER BY id DESC", (run_id,)):
+                event = json.loads(row["event"])
+                if stages is None or event.get("stage") in stages:
+                    return {**event, "time": row["time"]}
+        return None
 
     def events(self, run_id: int) -> list[dict]:
         with self._connect() as db:
@@ -357,8 +366,7 @@ class Store:
         with self._tx() as db:
             self._row(db, run_id)
             db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
-            db.execute("UPDATE runs SET status='cancelled', finished=? WHERE id=? AND status='queued'",
-                       (_now(), run_id))
+            set_status(db, run_id, "cancelled", "cancelled by request", only_from=("queued",))
 
     def cancel_requested(self, run_id: int) -> bool:
         with self._connect() as db:
@@ -383,16 +391,18 @@ class Store:
         if fmt not in ("csv", "json"):
             raise DropError(f"The 'fmt' parameter of export must be one of 'csv', 'json'. Got {fmt!r} instead.")
         out = Path(path)
+        if out.is_dir():
+            raise DropError(f"Cannot export to {str(out)!r}: it is a folder; give a file path such as "
+                            f"{str(out / ('runs.' + fmt))!r}.")
         if not out.parent.is_dir():
             raise DropError(f"Cannot write {str(out)!r}: the folder {str(out.parent)!r} does not exist.")
         runs = self.list_runs()
         metrics = self.class_metrics()
-        tmp = out.with_name(out.name + ".tmp")
         if fmt == "csv":
             table = runs.rename(columns={"id": "run_id"})
             if len(table):
                 table = table.merge(metrics, on="run_id", how="left", suffixes=("", "_class"))
-            table.to_csv(tmp, index=False)
+            text = table.to_csv(index=False)
         else:
             by_run = {rid: g.drop(columns="run_id").to_dict("records") for rid, g in metrics.groupby("run_id")}
             payload = []
@@ -400,51 +410,7 @@ class Store:
                 run = self.get_run(int(rid))
                 run["classes"] = by_run.get(int(rid), [])
                 payload.append(run)
-            tmp.write_text(json.dumps(payload, indent=1, default=_json_default))
-        os.replace(tmp, out)
+            text = json.dumps(payload, indent=1, default=json_default)
+        write_atomic(out, text)
 
 
-def _insert_run(db: sqlite3.Connection, config: dict, key: str, status: str, sweep_id: int | None) -> int:
-    """Insert a run row inside the caller's transaction. A ``running`` run, and a sweep's point (its driver
-    owns it until it ends), record this process so that ``mark_interrupted`` can tell when it died."""
-    running = status == "running"
-    owned = running or sweep_id is not None
-    cur = db.execute(
-        "INSERT INTO runs (key, status, config, sweep_id, created, started, pid, hostname) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (key, status, json.dumps(config, sort_keys=True), sweep_id, _now(),
-         _now() if running else None, os.getpid() if owned else None,
-         socket.gethostname() if owned else None))
-    return int(cur.lastrowid)
-
-
-def _check_status(status: str) -> None:
-    if status not in STATUSES:
-        raise DropError(f"The 'status' parameter must be one of {', '.join(STATUSES)}. Got {status!r} instead.")
-
-
-def _run_dict(row: sqlite3.Row) -> dict:
-    def load(v):
-        return None if v is None else json.loads(v)
-
-    return {"id": row["id"], "key": row["key"], "status": row["status"], "config": load(row["config"]),
-            "sweep_id": row["sweep_id"], "created": row["created"], "started": row["started"],
-            "finished": row["finished"], "error": row["error"], "pid": row["pid"], "hostname": row["hostname"],
-            "environment": load(row["environment"]) or {}, "timings": load(row["timings"]) or {},
-            "summary": load(row["summary"]), "cancel_requested": bool(row["cancel_requested"])}
-
-
-def _float(v: Any) -> float | None:
-    return None if v is None else float(v)
-
-
-def _int(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
