@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from drop_core.errors import DropError
+from drop_core.errors import DropError, user_error
 from drop_core.store import Store, default_store_path
 from drop_core.validate import check_number
 
@@ -295,9 +295,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     root.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     try:
         return args.func(args)
-    except DropError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -305,3 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as e:    # what a user can cause becomes one line; our own bugs keep their traceback
+        error = user_error(e)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from drop_core.cache import Cache
 from drop_core.config import RESULTS_VERSION, ResolvedConfig, RunConfig, resolve, run_key
 from drop_core.data import load_dataset
-from drop_core.errors import DropError
+from drop_core.errors import DropError, user_error
 from drop_core.metrics import class_recalls, summarize
 from drop_core.pipeline.query import derived_seed, new_model, query_stage, train_config
 from drop_core.pipeline.result import RunResult
@@ -127,7 +128,8 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
         raise
     except BaseException as e:
         if store is not None:
-            store.set_status(run_id, "failed", error=f"{type(e).__name__}: {e}")
+            user = user_error(e) if isinstance(e, Exception) else None
+            store.set_status(run_id, "failed", error=str(user) if user is not None else f"{type(e).__name__}: {e}")
         raise
     result.run_id = run_id
     if store is not None:
@@ -180,6 +182,7 @@ def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], boo
     data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, seed=cfg.data_seed)
     timings["load"] = time.perf_counter() - t0
     check_budget(cfg, data.class_sizes())
+    Cache(cache_dir).check_writable()           # an unwritable cache is found before any training
 
     q = query_stage(cfg, cache_dir=cache_dir, progress=emit, should_stop=stop, data=data)
     timings.update(q.timings)
