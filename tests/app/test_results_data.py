@@ -137,7 +137,11 @@ def test_setting_groups_split_runs_by_the_fields_that_differ():
     runs = _runs()
     runs["model"] = ["mlp", "mlp", "mlp", "cnn", "mlp"]
     runs["epochs"] = 30
-    runs["device"] = ["cpu", "cuda", "cpu", "cpu", "cpu"]        # where a run ran does not split settings
+    runs["device"] = "cpu"
     groups = rd.setting_groups(runs, ["model", "epochs", "scorer", "density", "seed", "device"])
     assert groups == [("model=mlp", [1, 2, 3, 5]), ("model=cnn", [4])]
+    runs["device"] = ["cpu", "cuda", "cpu", "cpu", "cpu"]        # the device can change numbers: it splits too
+    groups = rd.setting_groups(runs, ["model", "epochs", "scorer", "density", "seed", "device"])
+    assert groups == [("model=mlp, device=cpu", [1, 3, 5]), ("model=cnn, device=cpu", [4]),
+                      ("model=mlp, device=cuda", [2])]
     assert rd.setting_groups(runs[runs["model"] == "mlp"], ["model", "epochs"]) == [("", [1, 2, 3, 5])]
