@@ -4,23 +4,35 @@
 (or ``PATH/val/<class>/...`` when there is no ``test``); the latter is the original test split,
 halved per class into validation and test. Classes are the sorted folder names of
 ``PATH/train``; files are taken in sorted name order ("dataset order", as torchvision's
-``ImageFolder``). All images must share one size; the colour mode (grayscale or RGB) is that
-of the first training image, and other images are converted to it.
+``ImageFolder``). Images in sub-folders of a class folder belong to that class and are read
+too (in sorted path order, as ``ImageFolder`` does); hidden files and folders (names starting
+with ``.``, e.g. macOS ``._*`` files or the ``.drop_cache``) are skipped. A classifier needs at
+least two class folders. All images must share one size; the colour mode (grayscale or RGB)
+is that of the first training image, and other images are converted to it.
 
-Decoding runs once on a thread pool (Pillow releases the GIL while decoding); the result is
-cached by :mod:`drop_core.data.cache`, so later loads read one uint8 array per split.
+Decoding runs once on a thread pool (Pillow releases the GIL while decoding), in chunks that
+are each checked on their own: a file that cannot be read or decoded, one over Pillow's
+decompression-bomb limit ``Image.MAX_IMAGE_PIXELS`` (checked from its header before decoding;
+Pillow's warning is made an error) or of another size is reported by name, and the array for
+all images is allocated only after every image passed (an array larger than the machine's
+memory is refused up front). The result is cached by :mod:`drop_core.data.cache`, so later
+loads read one uint8 array per split.
 Normalisation statistics come from the train split; augmentation is flip + shifts of at most
 ``H // 8`` px (4 px at 32x32, the paper's setting), since natural images are assumed.
 """
 from __future__ import annotations
 
+import logging
 import os
+import struct
+import warnings
+import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from drop_core.data import cache
 from drop_core.data._registry import DATASETS
@@ -31,6 +43,13 @@ from drop_core.errors import DropError
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 GRAYSCALE_MODES = frozenset({"1", "L", "I", "I;16", "F"})
 DECODE_CHUNK = 512          # files per thread-pool task
+# What Pillow raises on a damaged file (UnidentifiedImageError is an OSError; SyntaxError: "broken PNG file").
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+log = logging.getLogger("drop_core.data")
+
+# An image over Image.MAX_IMAGE_PIXELS is refused, not decoded with a warning (Pillow only errors at twice
+# the limit). decode_images also checks the limit itself, so this filter is a second guard.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 TINYIMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINYIMAGENET_MEAN = (0.480, 0.448, 0.397)      # authors' code (docs/drop-method.md)
@@ -45,13 +64,17 @@ def _layout_hint(path: Path) -> str:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name (``scandir`` avoids one stat per file)."""
-    with os.scandir(folder) as entries:
-        names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS and e.is_file())
-    return [folder / n for n in names]
+    """Image files under ``folder`` (sub-folders included, hidden entries skipped), in sorted path order."""
+    found = []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        keep = sorted(n for n in names if not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+        found.append((top, keep))
+    return [Path(top) / n for top, keep in sorted(found) for n in keep]
 
 
-def scan_class_folders(split_dir: Path, classes: Optional[Sequence[str]] = None) -> tuple[list[str], list[Path], np.ndarray]:
+def scan_class_folders(split_dir: Path,
+                       classes: Sequence[str] | None = None) -> tuple[list[str], list[Path], np.ndarray]:
     """(classes, files, labels) for ``split_dir/<class>/<image>``; ``classes`` fixes the label order if given.
 
     A class folder of ``split_dir`` that is not in ``classes`` is a DropError; a class of
@@ -75,32 +98,66 @@ def scan_class_folders(split_dir: Path, classes: Optional[Sequence[str]] = None)
     return list(classes), files, np.asarray(labels, dtype=np.int64)
 
 
-def _open_image(path: Path, mode: Optional[str]) -> Image.Image:
+def _bomb(path: Path, size: tuple[int, int] | None, err: Exception | None = None) -> DropError:
+    what = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else str(err)
+    return DropError(f"Image file '{path}' is too large ({what}; Pillow's limit Image.MAX_IMAGE_PIXELS is "
+                     f"{Image.MAX_IMAGE_PIXELS:,}): it may be a decompression bomb. Remove or shrink it and retry.")
+
+
+def _file_error(path: Path, err: Exception) -> DropError:
+    if isinstance(err, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return _bomb(path, None, err)
+    if isinstance(err, OSError) and err.errno is not None:       # the file itself cannot be read
+        return DropError(f"Cannot read image file '{path}' ({err.strerror}). Fix its permissions, or remove it, "
+                         f"and retry.")
+    return DropError(f"Cannot decode image file '{path}' ({err}). Remove or replace it and retry.")
+
+
+def _open_image(path: Path, mode: str | None) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
             if mode is None:
                 mode = "L" if img.mode in GRAYSCALE_MODES else "RGB"
             return img.convert(mode) if img.mode != mode else img.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DropError(f"Cannot decode image file '{path}' ({err}). Remove or replace it and retry.") from None
+    except (*DECODE_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise _file_error(path, err) from None
 
 
-def decode_images(files: Sequence[Path], *, mode: Optional[str] = None, threads: Optional[int] = None) -> np.ndarray:
+def _memory_bytes() -> int | None:
+    """Physical memory of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def decode_images(files: Sequence[Path], *, mode: str | None = None, threads: int | None = None) -> np.ndarray:
     """Decode ``files`` into one uint8 (N, C, H, W) array (C = 1 for mode "L", 3 for "RGB").
 
     The first image fixes the size and, unless ``mode`` is given, the colour mode. A file that
-    cannot be decoded, or whose size differs, is a DropError naming it.
+    cannot be read or decoded, one over the pixel limit, or one whose size differs is a DropError
+    naming it, and so is an array that would not fit in this machine's memory (checked first).
+    Chunks of images are decoded and checked on their own, and the full array is allocated
+    only once every image has passed, then filled chunk by chunk (freeing each), so memory peaks
+    near one copy of the data.
     """
     if not files:
         raise ValueError("decode_images needs at least one file")
     first = _open_image(files[0], mode)
     mode, (width, height) = first.mode, first.size
     channels = 1 if mode == "L" else 3
-    out = np.empty((len(files), channels, height, width), dtype=np.uint8)
+    shape = (len(files), channels, height, width)
+    need, have = int(np.prod(shape, dtype=np.int64)), _memory_bytes()
+    folder = files[0].parent.parent
+    if have is not None and need > have:
+        raise DropError(f"The {len(files):,} images of '{folder}' would take {need / 2**30:.1f} GiB decoded, "
+                        f"more than this machine's {have / 2**30:.1f} GiB; use fewer or smaller images.")
 
-    def work(start: int) -> None:
-        for i in range(start, min(start + DECODE_CHUNK, len(files))):
+    def work(start: int) -> np.ndarray:
+        stop = min(start + DECODE_CHUNK, len(files))
+        chunk = np.empty((stop - start, channels, height, width), dtype=np.uint8)
+        for i in range(start, stop):
             img = _open_image(files[i], mode)
             if img.size != (width, height):
                 raise DropError(
@@ -108,19 +165,27 @@ def decode_images(files: Sequence[Path], *, mode: Optional[str] = None, threads:
                     f"all images of a dataset must share one size (resize them first)."
                 )
             pixels = np.asarray(img)
-            out[i] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+            chunk[i - start] = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+        return chunk
 
     pool = ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1))
     try:
-        for future in [pool.submit(work, s) for s in range(0, len(files), DECODE_CHUNK)]:
-            future.result()
+        chunks = [future.result() for future in [pool.submit(work, s) for s in range(0, len(files), DECODE_CHUNK)]]
     finally:
         pool.shutdown(cancel_futures=True)       # on the first bad file, skip the chunks not yet started
+    try:
+        out = np.empty(shape, dtype=np.uint8)
+    except MemoryError:
+        raise DropError(f"Out of memory allocating {need / 2**30:.1f} GiB for the {len(files):,} images of "
+                        f"'{folder}'; use fewer or smaller images.") from None
+    for k in range(len(chunks)):
+        out[k * DECODE_CHUNK:(k + 1) * DECODE_CHUNK] = chunks[k]
+        chunks[k] = None                          # free as we go: pages of ``out`` are committed as written
     return out
 
 
 def cached_decode(data_root: Path, split: str, classes: Sequence[str], files: Sequence[Path],
-                  labels: np.ndarray, mode: Optional[str] = None) -> np.ndarray:
+                  labels: np.ndarray, mode: str | None = None) -> np.ndarray:
     """``decode_images(files, mode=mode)``, read from the decode cache when the file listing is unchanged."""
     prefix = cache.entry_prefix(data_root, split, mode or "auto")
     path = cache.cache_dir(data_root) / f"{prefix}-{cache.fingerprint(data_root, files, classes, labels)}.npz"
@@ -131,12 +196,13 @@ def cached_decode(data_root: Path, split: str, classes: Sequence[str], files: Se
     try:
         cache.save(path, images, labels)
         cache.prune(path.parent, prefix, keep=path)
-    except OSError:
-        pass                  # an unwritable cache costs speed on the next load, never correctness
+    except OSError as err:    # an unwritable cache costs speed on the next load, never correctness
+        log.warning("Could not write the decode cache '%s' (%s); the next load decodes the images again.",
+                    path, err.strerror or err)
     return images
 
 
-def load_image_folder(path: str, *, name: Optional[str] = None, mean=None, std=None) -> Dataset:
+def load_image_folder(path: str, *, name: str | None = None, mean=None, std=None) -> Dataset:
     """Load ``PATH/train`` and ``PATH/test`` (or ``PATH/val``) class folders as a Dataset (see module docstring)."""
     root = Path(path).expanduser().resolve()
     train_dir = root / "train"
@@ -148,9 +214,13 @@ def load_image_folder(path: str, *, name: Optional[str] = None, mean=None, std=N
     classes, train_files, y_train = scan_class_folders(train_dir)
     if not classes:
         raise DropError(f"'{train_dir}' has no class folders. {_layout_hint(root)}.")
+    if len(classes) == 1:
+        raise DropError(f"'{train_dir}' has one class folder ({classes[0]!r}); a classifier needs at least two "
+                        f"classes. Add another class folder (train/<class>/ and test/<class>/).")
     for k, count in enumerate(np.bincount(y_train, minlength=len(classes))):
         if count == 0:
-            raise DropError(f"Class folder '{train_dir / classes[k]}' has no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+            raise DropError(f"Class folder '{train_dir / classes[k]}' has no images "
+                            f"({', '.join(sorted(IMAGE_EXTENSIONS))}).")
     _, test_files, y_test = scan_class_folders(test_dir, classes)
     return _assemble_folders(name or f"imagefolder:{root}", root, classes, train_files, y_train, test_files, y_test,
                              test_dir.name, mean, std)
@@ -158,7 +228,7 @@ def load_image_folder(path: str, *, name: Optional[str] = None, mean=None, std=N
 
 def _assemble_folders(name: str, root: Path, classes: list[str], train_files: list[Path], y_train: np.ndarray,
                       test_files: list[Path], y_test: np.ndarray, test_split: str, mean, std,
-                      mode: Optional[str] = None) -> Dataset:
+                      mode: str | None = None) -> Dataset:
     """Decode (or read cached) train and test images and assemble the Dataset; test follows train's colour mode."""
     x_train = cached_decode(root, "train", classes, train_files, y_train, mode)
     test_mode = "L" if x_train.shape[1] == 1 else "RGB"
@@ -174,8 +244,9 @@ def _assemble_folders(name: str, root: Path, classes: list[str], train_files: li
     )
 
 
-@DATASETS.register("imagefolder", "any image-folder tree; use imagefolder:PATH with PATH/train/<class>/ and PATH/test/<class>/")
-def load_imagefolder(root: Optional[str], download: bool, seed: int) -> Dataset:
+@DATASETS.register("imagefolder",
+                   "any image-folder tree; use imagefolder:PATH with PATH/train/<class>/ and PATH/test/<class>/")
+def load_imagefolder(root: str | None, download: bool, seed: int) -> Dataset:
     """``imagefolder:PATH`` (``load_dataset`` passes PATH as ``root``); nothing can be downloaded."""
     if not root:
         raise DropError("The imagefolder dataset needs a path: use --dataset imagefolder:PATH. "
@@ -200,7 +271,7 @@ def _tinyimagenet_val(val_dir: Path, classes: list[str]) -> tuple[list[Path], np
 
 
 @DATASETS.register("tinyimagenet", "TinyImageNet-200, 3x64x64, 200 classes, 100k train / 5k val / 5k test")
-def load_tinyimagenet(root: Optional[str], download: bool, seed: int) -> Dataset:
+def load_tinyimagenet(root: str | None, download: bool, seed: int) -> Dataset:
     """TinyImageNet from ``ROOT/tiny-imagenet-200`` (the official zip's layout), with the authors' normalisation.
 
     The official val split (50 per class) is the original test split: 25 per class go to
@@ -236,7 +307,7 @@ def load_tinyimagenet(root: Optional[str], download: bool, seed: int) -> Dataset
     test_files, y_test = _tinyimagenet_val(folder / "val", classes)
     words = _wnid_words(folder / "words.txt")
     dataset = _assemble_folders("tinyimagenet", folder, classes, train_files, y_train, test_files, y_test, "val",
-                                TINYIMAGENET_MEAN, TINYIMAGENET_STD, mode="RGB")   # a few TinyImageNet JPEGs are grayscale
+                                TINYIMAGENET_MEAN, TINYIMAGENET_STD, mode="RGB")   # a few JPEGs are grayscale
     dataset.classes = [words.get(w, w) for w in classes]
     return dataset
 

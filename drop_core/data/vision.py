@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -33,7 +35,7 @@ def _tvd():
 DEFAULT_ROOT = "data"
 
 
-def data_root(root: Optional[str]) -> str:
+def data_root(root: str | None) -> str:
     """The absolute data folder: ``root``, else ``$DROP_DATA_ROOT``, else ``./data``."""
     return os.path.abspath(root or os.environ.get("DROP_DATA_ROOT") or DEFAULT_ROOT)
 
@@ -47,9 +49,9 @@ class TorchvisionSource:
     layout: str                                       # what torchvision expects under root
     flip: bool
     max_shift: int
-    mean: Optional[tuple[float, ...]] = None          # None: computed from the train split
-    std: Optional[tuple[float, ...]] = None
-    classes: Optional[tuple[str, ...]] = None         # None: the torchvision dataset's ``classes``
+    mean: tuple[float, ...] | None = None          # None: computed from the train split
+    std: tuple[float, ...] | None = None
+    classes: tuple[str, ...] | None = None         # None: the torchvision dataset's ``classes``
 
 
 def _images_nchw(data) -> np.ndarray:
@@ -69,10 +71,17 @@ def _labels(split) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+def _damaged_errors() -> tuple[type[BaseException], ...]:
+    """What reading a truncated or damaged file raises (scipy's MatReadError for SVHN's .mat, when loaded)."""
+    matlab = sys.modules.get("scipy.io.matlab")
+    extra = (matlab.MatReadError,) if matlab is not None and hasattr(matlab, "MatReadError") else ()
+    return (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, *extra)
+
+
 def _open(source: TorchvisionSource, root: str, train: bool, download: bool):
     try:
         return source.open_split(root, train, download)
-    except RuntimeError as err:
+    except RuntimeError:
         hint = (
             f"Rerun with --download to fetch it into '{root}'" if not download
             else "Delete the damaged files and rerun with --download"
@@ -81,14 +90,20 @@ def _open(source: TorchvisionSource, root: str, train: bool, download: bool):
             f"{source.title} was not found (or failed its checksum) in '{root}': expected {source.layout}. "
             f"{hint}, or pass --data-root pointing at a folder that holds it."
         ) from None
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:      # URLError is an OSError
+    except PermissionError as err:
+        raise DropError(f"Cannot read {source.title} in '{root}' ({err.strerror}: '{err.filename}'); fix the "
+                        f"permissions of its files, or pass --data-root with a readable copy.") from None
+    except (*_damaged_errors(), MemoryError) as err:      # URLError is an OSError
+        if isinstance(err, MemoryError):
+            raise DropError(f"Out of memory reading {source.title} from '{root}'; free memory or use a smaller "
+                            f"dataset.") from None
         action = "Downloading" if download else "Reading"
         raise DropError(
             f"{action} {source.title} in '{root}' failed ({err}). Delete the damaged files and rerun with --download."
         ) from None
 
 
-def load_torchvision(name: str, source: TorchvisionSource, root: Optional[str], download: bool) -> Dataset:
+def load_torchvision(name: str, source: TorchvisionSource, root: str | None, download: bool) -> Dataset:
     """Read both official splits of ``source`` and assemble a Dataset (validation = first half of test per class)."""
     folder = data_root(root)
     if download:
@@ -129,7 +144,7 @@ SOURCES: dict[str, tuple[str, TorchvisionSource]] = {
 
 
 def _register(name: str, description: str, source: TorchvisionSource) -> None:
-    def loader(root: Optional[str], download: bool, seed: int) -> Dataset:
+    def loader(root: str | None, download: bool, seed: int) -> Dataset:
         return load_torchvision(name, source, root, download)
 
     loader.__doc__ = f"{source.title} from torchvision; ``seed`` is ignored (the splits are fixed)."
