@@ -6,13 +6,12 @@ true label is k. It is never the one-vs-rest binary accuracy (the authors' per-c
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import numpy as np
 
+from drop_core.analysis import summarize_seeds  # noqa: F401  (moved; drop when cli.py imports it from analysis)
 from drop_core.errors import DropError
 
-__all__ = ["class_recalls", "evaluate", "summarize", "summarize_seeds"]
+__all__ = ["class_recalls", "summarize"]
 
 SUMMARY_KEYS = ("average_accuracy", "worst_class_accuracy", "best_class_accuracy", "std", "gap")
 
@@ -56,38 +55,6 @@ def summarize(recalls) -> dict:
         "std": float(r.std()),
         "gap": float(r.max() - r.min()),
     }
-
-
-def evaluate(y_true, y_pred, num_classes) -> dict:
-    """Per-class report of predictions: ``class_accuracy`` (K,), ``overall_accuracy`` and
-    the :func:`summarize` keys."""
-    recalls = class_recalls(y_true, y_pred, num_classes)
-    overall = float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-    return {"class_accuracy": recalls, "overall_accuracy": overall, **summarize(recalls)}
-
-
-def summarize_seeds(per_seed: Sequence[Mapping]) -> dict:
-    """Across seeds: ``{key: {"mean", "min", "max"}}`` for every numeric key.
-
-    Scalars give floats; arrays (e.g. ``class_accuracy``) give element-wise arrays. Every
-    seed must report the same keys. Min/max are the error bands of the paper's figures.
-    """
-    if len(per_seed) == 0:
-        raise DropError("Cannot summarise across seeds: no seed results were given.")
-    keys = list(per_seed[0])
-    for i, result in enumerate(per_seed):
-        if list(result) != keys:
-            raise DropError(f"Seed result {i} has keys {sorted(result)}, but seed result 0 has "
-                            f"{sorted(keys)}; every seed must report the same metrics.")
-    out = {}
-    for key in keys:
-        values = np.asarray([result[key] for result in per_seed], dtype=np.float64)
-        if not np.all(np.isfinite(values)):
-            raise DropError(f"Metric {key!r} is not finite for some seed; cannot summarise it.")
-        stats = {"mean": values.mean(axis=0), "min": values.min(axis=0),
-                 "max": values.max(axis=0)}
-        out[key] = {k: (float(v) if values.ndim == 1 else v) for k, v in stats.items()}
-    return out
 
 
 def _show(x) -> str:

@@ -1,9 +1,9 @@
-"""Per-class metrics: recall (never one-vs-rest accuracy), summaries, across seeds, errors."""
+"""Per-class metrics: recall (never one-vs-rest accuracy), summaries, errors."""
 import numpy as np
 import pytest
 
 from drop_core.errors import DropError
-from drop_core.metrics import class_recalls, evaluate, summarize, summarize_seeds
+from drop_core.metrics import class_recalls, summarize
 
 Y_TRUE = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
 Y_PRED = np.array([0, 0, 0, 1, 1, 0, 2, 0, 0, 0])
@@ -24,16 +24,6 @@ def test_summarize_hand_computed():
                                "gap": 0.5})
 
 
-def test_evaluate_reports_overall_and_mean_recall_separately():
-    report = evaluate(Y_TRUE, Y_PRED, 3)
-    assert report["overall_accuracy"] == pytest.approx(0.5)      # 5 of 10 right
-    assert report["average_accuracy"] == pytest.approx(0.5)      # mean recall (3/4+1/2+1/4)/3
-    imbalanced = evaluate(np.array([0, 0, 0, 1]), np.array([0, 0, 0, 0]), 2)
-    assert imbalanced["overall_accuracy"] == 0.75
-    assert imbalanced["average_accuracy"] == 0.5
-    assert imbalanced["worst_class_accuracy"] == 0.0
-
-
 def test_class_without_samples_is_an_error_not_nan_or_zero():
     with pytest.raises(DropError) as info:
         class_recalls(np.array([0, 0, 2]), np.array([0, 1, 2]), 4)
@@ -50,29 +40,6 @@ def test_bad_labels_raise():
         class_recalls(Y_TRUE, Y_PRED + 1, 3)
 
 
-def test_summarize_seeds_mean_min_max_for_scalars_and_arrays():
-    seeds = [{"worst_class_accuracy": 0.2, "class_accuracy": np.array([0.2, 0.9])},
-             {"worst_class_accuracy": 0.4, "class_accuracy": np.array([0.4, 0.7])},
-             {"worst_class_accuracy": 0.3, "class_accuracy": np.array([0.3, 0.8])}]
-    out = summarize_seeds(seeds)
-    assert out["worst_class_accuracy"] == pytest.approx({"mean": 0.3, "min": 0.2, "max": 0.4})
-    np.testing.assert_allclose(out["class_accuracy"]["mean"], [0.3, 0.8])
-    np.testing.assert_allclose(out["class_accuracy"]["min"], [0.2, 0.7])
-    np.testing.assert_allclose(out["class_accuracy"]["max"], [0.4, 0.9])
-
-
-def test_summarize_seeds_of_summaries():
-    per_seed = [summarize(np.array(r)) for r in ([0.5, 0.7], [0.6, 0.6])]
-    out = summarize_seeds(per_seed)
-    assert out["gap"] == pytest.approx({"mean": 0.1, "min": 0.0, "max": 0.2})
-
-
-def test_summarize_seeds_errors():
-    with pytest.raises(DropError, match="no seed results"):
-        summarize_seeds([])
-    with pytest.raises(DropError, match="every seed must report the same metrics"):
-        summarize_seeds([{"gap": 0.1}, {"std": 0.1}])
-    with pytest.raises(DropError, match="Metric 'gap' is not finite"):
-        summarize_seeds([{"gap": 0.1}, {"gap": float("nan")}])
+def test_summarize_rejects_non_finite_recalls():
     with pytest.raises(DropError, match="need a non-empty list of finite numbers"):
         summarize(np.array([0.5, np.nan]))
