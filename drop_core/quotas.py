@@ -24,12 +24,13 @@ Choices beyond the paper (documented in docs/drop-method.md, "Algorithm 1"):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from drop_core.registry import Registry
+from drop_core.validate import check_number, param_error
 
 __all__ = [
     "QUOTERS",
@@ -55,54 +56,32 @@ def _check_sizes(class_sizes, caller: str) -> np.ndarray:
         and np.all(sizes >= 0)
     )
     if not ok:
-        raise ValueError(
-            f"The 'class_sizes' parameter of {caller} must be a non-empty 1-D array of "
-            f"non-negative integers. Got {_show(class_sizes)} instead."
-        )
+        raise param_error("class_sizes", caller, "a non-empty 1-D array of non-negative integers", class_sizes,
+                          ValueError, shown=_show(class_sizes))
     return sizes.astype(np.int64)
 
 
 def _check_recalls(recalls, num_classes: int, caller: str) -> np.ndarray:
     if recalls is None:
-        raise ValueError(
-            f"The 'recalls' parameter of {caller} must be an array of per-class validation "
-            f"recalls. Got None instead."
-        )
+        raise param_error("recalls", caller, "an array of per-class validation recalls", None, ValueError)
     r = np.asarray(recalls, dtype=np.float64)
     if r.ndim != 1 or r.size != num_classes:
-        raise ValueError(
-            f"The 'recalls' parameter of {caller} must have one entry per class "
-            f"({num_classes}, like 'class_sizes'). Got shape {r.shape} instead."
-        )
+        raise param_error("recalls", caller, f"an array with one entry per class ({num_classes}, like "
+                          f"'class_sizes')", recalls, ValueError, shown=f"shape {r.shape}")
     bad = ~((r >= 0.0) & (r <= 1.0))     # also catches NaN
     if bad.any():
-        raise ValueError(
-            f"The 'recalls' parameter of {caller} must contain floats in the range [0.0, 1.0]. "
-            f"Got {float(r[bad][0])!r} (class {int(np.flatnonzero(bad)[0])}) instead."
-        )
+        raise param_error("recalls", caller, "an array of floats in the range [0.0, 1.0]", recalls, ValueError,
+                          shown=f"{float(r[bad][0])!r} (class {int(np.flatnonzero(bad)[0])})")
     return r
 
 
 def _check_float(value, name: str, caller: str, lo: float, hi: float, lo_open: bool) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = (v > lo if lo_open else v >= lo) and v <= hi
-    if not ok:
-        left = "(" if lo_open else "["
-        raise ValueError(
-            f"The '{name}' parameter of {caller} must be a float in the range "
-            f"{left}{lo}, {hi}]. Got {value!r} instead."
-        )
+    check_number(name, caller, value, low=lo, high=hi, open_low=lo_open, cls=ValueError)
     return float(value)
 
 
 def _check_min_per_class(value, caller: str) -> int:
-    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0):
-        raise ValueError(
-            f"The 'min_per_class' parameter of {caller} must be an int in the range [0, inf). "
-            f"Got {value!r} instead."
-        )
+    check_number("min_per_class", caller, value, kind=int, low=0, cls=ValueError)
     return int(value)
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drop_core.validate import param_error
+
 __all__ = [
     "Selection",
     "select_ccs",
@@ -100,11 +102,9 @@ def select_ccs(scores, labels, budget, num_classes, rng: np.random.Generator, *,
     scores = _check_scores(scores, labels.size, caller)
     budget = _check_budget(budget, labels.size, caller)
     if not (isinstance(hard_cutoff, (int, float)) and 0.0 <= hard_cutoff < 1.0):
-        raise ValueError(f"The 'hard_cutoff' parameter of {caller} must be a float in the "
-                         f"range [0.0, 1.0). Got {hard_cutoff!r} instead.")
+        raise param_error("hard_cutoff", caller, "a float in the range [0.0, 1.0)", hard_cutoff, ValueError)
     if not (isinstance(bins, (int, np.integer)) and not isinstance(bins, bool) and bins >= 1):
-        raise ValueError(f"The 'bins' parameter of {caller} must be an int in the range "
-                         f"[1, inf). Got {bins!r} instead.")
+        raise param_error("bins", caller, "an int in the range [1, inf)", bins, ValueError)
     n = labels.size
     cut = min(int(np.floor(hard_cutoff * n + 0.5)), n - budget)
     pool = _rank(scores, rng)[cut:]
@@ -143,37 +143,35 @@ def _selection(kept: np.ndarray, labels: np.ndarray, num_classes: int) -> Select
 
 def _check_labels(labels, num_classes, caller: str) -> np.ndarray:
     if not (isinstance(num_classes, (int, np.integer)) and num_classes >= 1):
-        raise ValueError(f"The 'num_classes' parameter of {caller} must be an int in the range "
-                         f"[1, inf). Got {num_classes!r} instead.")
+        raise param_error("num_classes", caller, "an int in the range [1, inf)", num_classes, ValueError)
     y = np.asarray(labels)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (
             y.size and (y.min() < 0 or y.max() >= num_classes)):
-        raise ValueError(f"The 'labels' parameter of {caller} must be a 1-D integer array with "
-                         f"values in [0, {num_classes - 1}]. Got {_show(labels)} instead.")
+        raise param_error("labels", caller, f"a 1-D integer array with values in [0, {num_classes - 1}]", labels,
+                          ValueError, shown=_show(labels))
     return y.astype(np.int64)
 
 
 def _check_scores(scores, n: int, caller: str) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != (n,) or not np.all(np.isfinite(s)):
-        raise ValueError(f"The 'scores' parameter of {caller} must be a finite float array of "
-                         f"shape ({n},) like 'labels'. Got shape {s.shape} instead.")
+        raise param_error("scores", caller, f"a finite float array of shape ({n},) like 'labels'", scores,
+                          ValueError, shown=f"shape {s.shape}")
     return s
 
 
 def _check_budget(budget, n: int, caller: str) -> int:
     if not (isinstance(budget, (int, np.integer)) and not isinstance(budget, bool)
             and 0 <= budget <= n):
-        raise ValueError(f"The 'budget' parameter of {caller} must be an int in the range "
-                         f"[0, {n}]. Got {budget!r} instead.")
+        raise param_error("budget", caller, f"an int in the range [0, {n}]", budget, ValueError)
     return int(budget)
 
 
 def _check_quotas(quotas, caller: str) -> np.ndarray:
     q = np.asarray(quotas)
     if q.ndim != 1 or q.size == 0 or not np.issubdtype(q.dtype, np.integer) or np.any(q < 0):
-        raise ValueError(f"The 'quotas' parameter of {caller} must be a non-empty 1-D array of "
-                         f"non-negative integers, one per class. Got {_show(quotas)} instead.")
+        raise param_error("quotas", caller, "a non-empty 1-D array of non-negative integers, one per class", quotas,
+                          ValueError, shown=_show(quotas))
     return q.astype(np.int64)
 
 

@@ -15,9 +15,11 @@ import numpy as np
 from drop_core.errors import DropError
 
 
-def param_error(name: str, owner: str, expected: str, got: Any, cls: type[Exception] = DropError) -> Exception:
-    """The one message template: what the parameter must be, and what it was."""
-    return cls(f"The {name!r} parameter of {owner} must be {expected}. Got {got!r} instead.")
+def param_error(name: str, owner: str, expected: str, got: Any, cls: type[Exception] = DropError, *,
+                shown: str | None = None) -> Exception:
+    """The one message template: what the parameter must be, and what it was (``shown``: ready-made text)."""
+    text = repr(got) if shown is None else shown
+    return cls(f"The {name!r} parameter of {owner} must be {expected}. Got {text} instead.")
 
 
 def is_int(value: Any) -> bool:

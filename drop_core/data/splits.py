@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from drop_core.errors import DropError
+from drop_core.validate import check_number
 
 
 def check_class_counts(labels: np.ndarray, classes: list[str], split: str, *, minimum: int = 1) -> None:
@@ -48,11 +49,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     Within a class the samples are permuted by ``np.random.default_rng(seed)``; both
     returned arrays are sorted, so the test split keeps dataset order.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(
-            f"The 'test_fraction' parameter of stratified_split must be a float in the range (0.0, 1.0). "
-            f"Got {test_fraction} instead."
-        )
+    check_number("test_fraction", "stratified_split", test_fraction, low=0.0, high=1.0, open_low=True,
+                 open_high=True, cls=ValueError)
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     test = []

@@ -4,14 +4,14 @@ Orientation everywhere: **higher score = harder = kept first.**
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from drop_core.errors import DropError
 from drop_core.registry import Registry
 from drop_core.train.recording import Recording
+from drop_core.validate import check_choice, check_number
 
 QUERY_KINDS = ("early", "full", "none")
 _NEVER_LEARNED = ("max", "zero")
@@ -37,19 +37,14 @@ class ScorerParams:
     ssp_variant: str = "kmeans"
 
     def __post_init__(self) -> None:
-        if self.budget is not None and not _is_int(self.budget, 0):
-            raise DropError(_msg("budget", "an int in the range [0, inf) or None", self.budget))
-        if self.forgetting_never_learned not in _NEVER_LEARNED:
-            raise DropError(_msg("forgetting_never_learned", "a str among {'max', 'zero'}",
-                                 self.forgetting_never_learned))
-        if not _is_int(self.du_window, 3):
-            raise DropError(_msg("du_window", "an int in the range [3, inf)", self.du_window))
-        if self.ssp_clusters is not None and not _is_int(self.ssp_clusters, 1):
-            raise DropError(_msg("ssp_clusters", "an int in the range [1, inf) or None",
-                                 self.ssp_clusters))
-        if self.ssp_variant not in _SSP_VARIANTS:
-            raise DropError(_msg("ssp_variant", "a str among {'kmeans', 'class_mean'}",
-                                 self.ssp_variant))
+        owner = "ScorerParams"
+        if self.budget is not None:
+            check_number("budget", owner, self.budget, kind=int, low=0)
+        check_choice("forgetting_never_learned", owner, self.forgetting_never_learned, _NEVER_LEARNED)
+        check_number("du_window", owner, self.du_window, kind=int, low=3)
+        if self.ssp_clusters is not None:
+            check_number("ssp_clusters", owner, self.ssp_clusters, kind=int, low=1)
+        check_choice("ssp_variant", owner, self.ssp_variant, _SSP_VARIANTS)
 
 
 ScoreFn = Callable[[list[Recording], np.random.Generator, ScorerParams], np.ndarray]
@@ -86,10 +81,3 @@ def field_stack(recordings: list[Recording], field: str) -> list[np.ndarray]:
     """The arrays of ``field`` across recordings (compute_scores checked they exist)."""
     return [np.asarray(getattr(r, field)) for r in recordings]
 
-
-def _is_int(value, lo: int) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= lo
-
-
-def _msg(name: str, what: str, got) -> str:
-    return f"The '{name}' parameter of ScorerParams must be {what}. Got {got!r} instead."

@@ -91,7 +91,8 @@ def test_unknown_model_lists_valid_names():
 def test_num_classes_below_two_is_rejected():
     with pytest.raises(DropError) as err:
         build_model("mlp", (16,), 1)
-    assert str(err.value) == "The 'num_classes' parameter of build_model must be an int >= 2. Got 1 instead."
+    assert str(err.value) == ("A classifier needs at least two classes: the 'num_classes' parameter of build_model "
+                              "must be an int in the range [2, inf). Got 1 instead.")
 
 
 @pytest.mark.parametrize("name, convs", [("vgg16", 13), ("vgg19", 16)])

@@ -213,13 +213,13 @@ def test_authors_and_uniform_properties(problem):
     (dict(density=0.0),
      "The 'density' parameter of drop_quotas must be a float in the range (0.0, 1.0]. Got 0.0 instead."),
     (dict(recalls=[0.5, float("nan")]),
-     "The 'recalls' parameter of drop_quotas must contain floats in the range [0.0, 1.0]. "
+     "The 'recalls' parameter of drop_quotas must be an array of floats in the range [0.0, 1.0]. "
      "Got nan (class 1) instead."),
     (dict(recalls=[0.5, 1.2]),
-     "The 'recalls' parameter of drop_quotas must contain floats in the range [0.0, 1.0]. "
+     "The 'recalls' parameter of drop_quotas must be an array of floats in the range [0.0, 1.0]. "
      "Got 1.2 (class 1) instead."),
     (dict(recalls=[0.5]),
-     "The 'recalls' parameter of drop_quotas must have one entry per class (2, like "
+     "The 'recalls' parameter of drop_quotas must be an array with one entry per class (2, like "
      "'class_sizes'). Got shape (1,) instead."),
     (dict(class_sizes=[3, -1]),
      "The 'class_sizes' parameter of drop_quotas must be a non-empty 1-D array of non-negative "

@@ -83,12 +83,11 @@ def test_unknown_scorer_and_bad_recordings():
     (dict(du_window=2), "The 'du_window' parameter of ScorerParams must be an int in the range "
                         "[3, inf). Got 2 instead."),
     (dict(forgetting_never_learned="inf"),
-     "The 'forgetting_never_learned' parameter of ScorerParams must be a str among "
-     "{'max', 'zero'}. Got 'inf' instead."),
-    (dict(ssp_variant="knn"), "The 'ssp_variant' parameter of ScorerParams must be a str among "
-                              "{'kmeans', 'class_mean'}. Got 'knn' instead."),
+     "The 'forgetting_never_learned' parameter of ScorerParams must be one of max, zero. Got 'inf' instead."),
+    (dict(ssp_variant="knn"), "The 'ssp_variant' parameter of ScorerParams must be one of kmeans, class_mean. "
+                              "Got 'knn' instead."),
     (dict(budget=-1), "The 'budget' parameter of ScorerParams must be an int in the range "
-                      "[0, inf) or None. Got -1 instead."),
+                      "[0, inf). Got -1 instead."),
 ])
 def test_bad_params_raise(kwargs, message):
     with pytest.raises(DropError) as info:
