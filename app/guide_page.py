@@ -129,6 +129,24 @@ augmentation off altogether).
     )
 
 
+def files_ui() -> None:
+    st.header("Where the app writes")
+    st.markdown(
+        """
+- **Results store**: `runs/drop.sqlite` (the `DROP_STORE` environment variable picks another file); the
+  background workers' logs are in `runs/logs/` next to it.
+- **Query-model and score cache**: `runs/cache/` (`DROP_CACHE` picks another folder). A damaged entry is
+  reported and recomputed; deleting the folder only costs the time to train the query models again.
+- **Your image folder**: its decoded images go to a hidden `.drop_cache/` folder inside it (or
+  `~/.cache/drop_core` when the folder is read-only). They are reused while the images are unchanged and
+  recomputed when any file changes; you can delete the folder at any time.
+
+Results are tied to what the data *is*: the folder's absolute path and a fingerprint of its files. Changing,
+adding or removing an image gives new query models and new runs, never an old result.
+"""
+    )
+
+
 def main() -> None:
     st.title("Guide")
     pruning_ui()
@@ -136,6 +154,7 @@ def main() -> None:
     reading_ui()
     reproduce_ui()
     own_data_ui()
+    files_ui()
 
 
 main()
