@@ -27,8 +27,12 @@ def fingerprint(root: Path, files: Sequence[Path], classes: Sequence[str], label
     """sha256 over each file's path relative to ``root``, size, mtime and label, plus the class names."""
     digest = hashlib.sha256("\x1f".join(classes).encode())
     for path, label in zip(files, labels.tolist()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root)}\x1f{stat.st_size}\x1f{stat.st_mtime_ns}\x1f{label}\n".encode())
+        try:
+            stat = path.stat()
+            facts = f"{stat.st_size}\x1f{stat.st_mtime_ns}"
+        except OSError:
+            facts = "unreadable"                 # the decoder names the file
+        digest.update(f"{path.relative_to(root)}\x1f{facts}\x1f{label}\n".encode())
     return digest.hexdigest()[:24]
 
 

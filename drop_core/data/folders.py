@@ -99,9 +99,10 @@ def scan_class_folders(split_dir: Path,
 
 
 def _bomb(path: Path, size: tuple[int, int] | None, err: Exception | None = None) -> DropError:
-    what = f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else str(err)
-    return DropError(f"Image file '{path}' is too large ({what}; Pillow's limit Image.MAX_IMAGE_PIXELS is "
-                     f"{Image.MAX_IMAGE_PIXELS:,}): it may be a decompression bomb. Remove or shrink it and retry.")
+    what = (f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, over Pillow's limit Image.MAX_IMAGE_PIXELS of "
+            f"{Image.MAX_IMAGE_PIXELS:,}" if size else str(err).rstrip("."))
+    return DropError(f"Image file '{path}' is too large ({what}): it may be a decompression bomb. "
+                     f"Remove or shrink it and retry.")
 
 
 def _file_error(path: Path, err: Exception) -> DropError:
@@ -114,8 +115,11 @@ def _file_error(path: Path, err: Exception) -> DropError:
 
 
 def _open_image(path: Path, mode: str | None) -> Image.Image:
+    """The decoded image at ``path`` in ``mode`` (None: "L" or "RGB" as the file is); DropError naming a bad file."""
     try:
         with Image.open(path) as img:
+            if Image.MAX_IMAGE_PIXELS and img.size[0] * img.size[1] > Image.MAX_IMAGE_PIXELS:
+                raise _bomb(path, img.size)           # checked from the header, before any pixel is decoded
             img.load()
             if mode is None:
                 mode = "L" if img.mode in GRAYSCALE_MODES else "RGB"

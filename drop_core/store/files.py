@@ -73,9 +73,13 @@ def check_path(path: Path) -> None:
 
 
 def check_ours(path: Path, again: str) -> None:
-    """A SQLite file must be empty or carry our migrations table; it is read with ``mode=ro``."""
+    """A SQLite file must be empty or carry our migrations table; it is only read, never written."""
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        # Without a -wal file the main file holds everything: ``immutable`` then reads it without creating
+        # the -wal/-shm files that even a ``mode=ro`` connection to a WAL database leaves next to it.
+        wal = path.with_name(path.name + "-wal").exists()
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{'mode=ro' if wal else 'immutable=1'}", uri=True,
+                             timeout=30.0)
         try:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
             ours = "_migrations" in tables and db.execute(

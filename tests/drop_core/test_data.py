@@ -7,8 +7,8 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 import scipy.io
+import torch
 import torchvision.datasets.cifar
 import torchvision.datasets.svhn
 from PIL import Image
@@ -275,7 +275,8 @@ def test_mnist_format_is_read_by_torchvision(tmp_path, name, folder):
     data = load_dataset(name, root=str(tmp_path))
     assert data.input_shape == (1, 28, 28) and data.num_classes == 10 and data.x_train.dtype == torch.uint8
     assert np.array_equal(data.x_train[:, 0].numpy(), train_x) and data.y_train.tolist() == train_y.tolist()
-    assert np.array_equal(data.x_val[:, 0].numpy(), test_x[0::2]) and np.array_equal(data.x_test[:, 0].numpy(), test_x[1::2])
+    assert np.array_equal(data.x_val[:, 0].numpy(), test_x[0::2])
+    assert np.array_equal(data.x_test[:, 0].numpy(), test_x[1::2])
     assert data.flip == (name == "fashion_mnist")
     np.testing.assert_allclose(data.mean.numpy(), [train_x.mean() / 255], rtol=1e-6)
 
