@@ -37,7 +37,7 @@ if TYPE_CHECKING:   # imported where used: a Ray worker that only relays progres
 AXES = ("scorer", "quoter", "density", "seed")   # the RunConfig fields a grid varies
 POLL_SECONDS = 0.5            # driver: how often it collects progress and checks cancel flags
 EVENT_EVERY_SECONDS = 2.0     # worker: at most one per-step progress event per run this often
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --- the grid (pure) ------------------------------------------------------------------------
