@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help=f"results store (default: $DROP_STORE or {default_store_path()})")
     p.set_defaults(func=cmd_export)
 
-    from drop_core.sweep import add_parser as add_sweep_parser
+    from drop_core.cli_sweep import add_parser as add_sweep_parser  # flags from the config, like `run`'s
 
     add_sweep_parser(sub)
     return parser

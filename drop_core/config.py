@@ -333,6 +333,11 @@ def _number(kind: type) -> Callable[[str], Any]:
     return parse
 
 
+def plural(name: str) -> str:
+    """The flag and ``args`` name of a field that takes several values: ``density`` -> ``densities``."""
+    return name[:-1] + "ies" if name.endswith("y") else name + "s"
+
+
 def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = None, *,
               multi: Iterable[str] = ()) -> None:
     """Add one ``--flag`` per config field (default ``None``: the preset's or the field's default).
@@ -352,8 +357,10 @@ def add_flags(parser: argparse.ArgumentParser, names: Iterable[str] | None = Non
         elif r.kind is tuple:
             parser.add_argument(flag, type=_number(float), nargs="+", default=None, metavar="F", help=help_text)
         elif name in multi:
-            parser.add_argument(flag + "s", dest=name + "s", type=_number(r.kind) if r.kind is not str else str,
-                                nargs="+", default=None, metavar=name.upper(), help=help_text)
+            many = plural(name)
+            parser.add_argument("--" + many.replace("_", "-"), dest=many,
+                                type=_number(r.kind) if r.kind is not str else str, nargs="+", default=None,
+                                metavar=name.upper(), help=help_text)
         else:
             parser.add_argument(flag, type=_number(r.kind) if r.kind is not str else str, default=None,
                                 metavar=name.upper(), help=help_text)

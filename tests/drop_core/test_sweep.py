@@ -7,11 +7,12 @@ import json
 import os
 
 import pytest
-
 import torch
 
-from drop_core import sweep
+from drop_core import cli_sweep, sweep
+from drop_core.cli import build_parser
 from drop_core.cli import main as cli_main
+from drop_core.config import STAGES, RunConfig, fields_of, plural
 from drop_core.errors import DropError
 from drop_core.store import Store
 
@@ -37,14 +38,15 @@ def test_expand_grid_rejects_an_empty_axis():
     spec = sweep.GridSpec(dataset="digits", scorers=("el2n",), quoters=(), densities=(0.5,))
     with pytest.raises(DropError) as e:
         sweep.expand_grid(spec)
-    assert str(e.value) == "The 'quoters' parameter of a sweep must be a non-empty list. Got [] instead."
+    assert str(e.value) == "The 'quoters' parameter of sweep must be a non-empty list. Got [] instead."
 
 
 def test_expand_grid_rejects_a_repeated_value():
     spec = sweep.GridSpec(dataset="digits", scorers=("el2n",), quoters=("drop",), densities=(0.5, 0.5))
     with pytest.raises(DropError) as e:
         sweep.expand_grid(spec)
-    assert str(e.value) == "The 'densities' parameter of a sweep must not repeat a value. Got [0.5, 0.5] instead."
+    assert str(e.value) == ("The 'densities' parameter of sweep must be a list without repeated values. "
+                            "Got [0.5, 0.5] instead.")
 
 
 def test_expand_grid_rejects_an_axis_in_base():
@@ -96,7 +98,7 @@ def test_bad_gpus_per_run_is_a_user_error(tmp_path):
     with pytest.raises(DropError) as e:
         sweep.run_sweep(GRID, Store(tmp_path / "s.sqlite"), engine="local",
                         options=sweep.EngineOptions(gpus_per_run=1.5))
-    assert str(e.value) == ("The 'gpus_per_run' parameter of a sweep must be a fraction in (0, 1] or a whole "
+    assert str(e.value) == ("The 'gpus_per_run' parameter of sweep must be a fraction in (0.0, 1.0] or a whole "
                             "number. Got 1.5 instead.")
 
 
@@ -216,18 +218,18 @@ def test_cli_sweep_rejects_a_bad_density_before_storing_anything(tmp_path, capsy
     assert len(Store(tmp_path / "s.sqlite").list_runs()) == 0
 
 
-def test_launch_sweep_fills_a_sweep_the_app_created(tmp_path):
+def test_a_sweep_created_beforehand_is_filled_and_its_report_is_plain_data(tmp_path):
     torch.set_num_threads(1)
-    path = tmp_path / "app.sqlite"
-    spec = {"dataset": "digits", "scorers": ["random"], "quoters": ["uniform"], "densities": [0.5],
-            "base": {"epochs": 1}, "name": "from the app"}
-    sweep_id = Store(path).create_sweep("from the app", spec)
-    report = sweep.launch_sweep(spec, str(path), engine="local", sweep_id=sweep_id,
-                                cache_dir=str(tmp_path / "cache"))
-    assert report["sweep_id"] == sweep_id and report["counts"] == {"finished": 1}
-    runs = Store(path).list_runs(sweep_id=sweep_id)
+    store = Store(tmp_path / "s.sqlite")
+    spec = sweep.GridSpec.from_dict({"dataset": "digits", "scorers": ["random"], "quoters": ["uniform"],
+                                     "densities": [0.5], "base": {"epochs": 1}, "name": "watched"})
+    sweep_id = store.create_sweep("watched", spec.to_dict())     # a watcher can follow it from the start
+    report = sweep.run_sweep(spec, store, engine="local", sweep_id=sweep_id,
+                             options=sweep.EngineOptions(cache_dir=str(tmp_path / "cache")))
+    assert report.sweep_id == sweep_id and report.counts() == {"finished": 1} and report.unfinished() == 0
+    runs = store.list_runs(sweep_id=sweep_id)
     assert list(runs.status) == ["finished"]
-    assert json.loads(json.dumps(report))["points"][0]["run_id"] == int(runs.id[0])   # plain data
+    assert json.loads(json.dumps(report.to_dict()))["points"][0]["run_id"] == int(runs.id[0])
 
 
 def test_local_engine_skips_a_point_cancelled_while_queued(tmp_path):
@@ -247,3 +249,89 @@ def test_local_engine_skips_a_point_cancelled_while_queued(tmp_path):
     cancelled = store.get_run(report.points[1].run_id)
     assert cancelled["status"] == "cancelled" and cancelled["started"] is None      # never ran
     assert "final" not in [e["stage"] for e in store.events(report.points[1].run_id)]
+
+
+# --- the command line (drop_core.cli_sweep) ----------------------------------------------------
+
+def _err(capsys, argv: list[str], code: int = 1) -> str:
+    assert cli_main(argv) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err            # exactly one line
+    return err.rstrip("\n")
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    return build_parser()._subparsers._group_actions[0].choices["sweep"]
+
+
+def test_every_run_config_field_has_a_sweep_flag():
+    dests = {a.dest for a in _sweep_parser()._actions}
+    for name in fields_of(*STAGES):
+        assert (plural(name) if name in sweep.AXES else name) in dests, name
+
+
+@pytest.mark.parametrize("item,got", [("lr=inf", "'inf'"), ("lr=Infinity", "inf"), ("lr=NaN", "nan")])
+def test_set_checks_each_value_before_anything_runs(capsys, tmp_path, item, got):
+    store = tmp_path / "s.sqlite"
+    assert _err(capsys, ["sweep", "--engine", "local", "--set", item, "--store", str(store)]) == (
+        f"error: The 'lr' parameter of sweep --set must be a float in the range (0.0, inf). Got {got} instead.")
+    assert not store.exists()
+
+
+def test_set_rejects_an_unknown_key_and_a_malformed_item(capsys):
+    assert _err(capsys, ["sweep", "--set", "lrr=0.1"]).startswith(
+        "error: Unknown run config key 'lrr' in --set. Valid keys: dataset, data_root, ")
+    assert _err(capsys, ["sweep", "--set", "lr"]) == (
+        "error: The '--set' parameter of sweep must be KEY=VALUE. Got 'lr' instead.")
+    assert _err(capsys, ["sweep", "--lr", "0.1", "--set", "lr=0.2"]) == (
+        "error: --set lr=... repeats --lr; give it once.")
+
+
+def test_a_non_finite_density_is_rejected_at_the_flag(capsys):
+    with pytest.raises(SystemExit) as e:     # an argument error, like `run --density nan`
+        cli_main(["sweep", "--densities", "0.5", "nan"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("python -m drop_core sweep: error: argument --densities: 'nan' is not a "
+                                       "finite number\n")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--cpus-per-run", "0"], "The 'cpus_per_run' parameter of sweep must be a float in the range (0.0, inf). "
+                              "Got 0.0 instead."),
+    (["--cpus-per-run", "inf"], "The 'cpus_per_run' parameter of sweep must be a float in the range (0.0, inf). "
+                                "Got inf instead."),
+    (["--gpus-per-run", "-1"], "The 'gpus_per_run' parameter of sweep must be a float in the range [0.0, inf). "
+                               "Got -1.0 instead."),
+    (["--num-cpus", "0"], "The 'num_cpus' parameter of sweep must be an int in the range [1, inf). Got 0 instead."),
+])
+def test_engine_options_use_the_one_template_before_the_store_is_opened(capsys, tmp_path, argv, message):
+    store = tmp_path / "s.sqlite"
+    assert _err(capsys, ["sweep", *argv, "--store", str(store)]) == f"error: {message}"
+    assert not store.exists()
+
+
+def test_flags_and_set_fill_the_grid_and_an_axis_left_out_takes_the_run_default():
+    args = _sweep_parser().parse_args(["--scorers", "el2n", "grand", "--densities", "0.3", "1", "--epochs", "3",
+                                       "--no-augment", "--milestones", "0.4", "0.8",
+                                       "--set", "query_inits=2", "--set", "selection=random"])
+    spec = cli_sweep.spec_from_args(args)
+    defaults = RunConfig()
+    assert (spec.scorers, spec.quoters, spec.densities, spec.seeds) == (
+        ("el2n", "grand"), (defaults.quoter,), (0.3, 1.0), (defaults.seed,))
+    assert spec.dataset == defaults.dataset
+    assert dict(spec.base) == {"epochs": 3, "augment": False, "milestones": (0.4, 0.8), "query_inits": 2,
+                               "selection": "random"}
+    assert [p["density"] for p in sweep.expand_grid(spec)] == [0.3, 1.0, 0.3, 1.0]
+
+
+def test_set_of_a_grid_axis_names_the_flag_to_use(capsys):
+    assert _err(capsys, ["sweep", "--set", "density=0.3"]) == (
+        "error: The 'base' settings of a sweep must not set a grid axis; give 'density' as a sweep parameter "
+        "instead. Got base keys ['density'].")
+
+
+def test_smoke_test_takes_no_grid_flags(capsys):
+    assert _err(capsys, ["sweep", "--smoke-test", "--epochs", "3", "--scorers", "el2n"]) == (
+        "error: --smoke-test runs a fixed grid; leave out --epochs, --scorers, or --smoke-test.")
+    args = _sweep_parser().parse_args(["--smoke-test", "--engine", "local"])
+    assert cli_sweep.spec_from_args(args) is sweep.SMOKE_TEST
