@@ -10,12 +10,12 @@ import math
 import altair as alt
 import pandas as pd
 
-from app.results_data import FULL_DATA
+from drop_core.analysis import FULL_DATA
 
 READING_GUIDE: dict[str, str] = {
     "class_accuracy": "Each group is one class; bars compare full data with each pruned method, and the "
-    "outlined bar (▼) is that method's worst class. A class whose pruned bars sit far below its full-data bar "
-    "is one that pruning hurt.",
+    "outlined bar (▼) is that method's worst class. Whiskers are 95% Wilson intervals from the class's test "
+    "images: two bars whose whiskers overlap may differ by test-set noise alone.",
     "density_curves": "Left: average accuracy, right: worst-class accuracy, against the fraction of data kept "
     "(full data at 1). Bands span min to max over seeds; a line higher in the right panel protects the worst "
     "class better.",
@@ -46,26 +46,55 @@ def _method_color(methods: list[str], shown: list[str] | None = None) -> alt.Col
                      scale=alt.Scale(domain=shown, range=[colors[m] for m in shown]))
 
 
-def class_accuracy_chart(df: pd.DataFrame, methods: list[str]) -> alt.Chart:
+REFERENCE = "bayes_accuracy"     # optional column of class_accuracy frames: a per-class ceiling drawn as a tick
+REFERENCE_GUIDE = "The black tick over each class is the Bayes accuracy, the best any classifier can reach there."
+
+
+def class_accuracy_chart(df: pd.DataFrame, methods: list[str]) -> alt.LayerChart:
     """Grouped bars of per-class test accuracy, one bar per method; each method's worst class outlined.
 
-    ``methods`` are all methods of the comparison (for colours). ``df`` has columns ``method, class_index, class_name, accuracy, worst`` (``results_data.class_accuracy``).
+    ``methods`` are all methods of the comparison (for colours). ``df`` has columns ``method, class_index,
+    class_name, accuracy, worst`` (``results_data.class_accuracy``) and optionally ``lo, hi`` (a 95% interval,
+    drawn as a whisker where both are given; the subtitle says where they are missing) and :data:`REFERENCE`
+    (one value per class, drawn as a tick across the class's group).
     """
     classes = df.sort_values("class_index")["class_name"].drop_duplicates().tolist()
     shown = [m for m in methods if m in set(df["method"])]
-    base = alt.Chart(df).encode(
-        x=alt.X("class_name:N", title="class", sort=classes),
-        xOffset=alt.XOffset("method:N", sort=shown),
-        y=alt.Y("accuracy:Q", title="test accuracy", scale=_ACCURACY),
-        tooltip=["method:N", "class_name:N", alt.Tooltip("accuracy:Q", format=".3f")],
-    )
+    has_ci = {"lo", "hi"} <= set(df) and bool(df[["lo", "hi"]].notna().all(axis=1).any())
+    tooltip = ["method:N", "class_name:N", alt.Tooltip("accuracy:Q", format=".3f")]
+    if has_ci:
+        tooltip += [alt.Tooltip("lo:Q", title="95% low", format=".3f"), alt.Tooltip("hi:Q", title="95% high",
+                                                                                    format=".3f")]
+    x = alt.X("class_name:N", title="class", sort=classes)
+    base = alt.Chart(df).encode(x=x, xOffset=alt.XOffset("method:N", sort=shown),
+                                y=alt.Y("accuracy:Q", title="test accuracy", scale=_ACCURACY), tooltip=tooltip)
     bars = base.mark_bar().encode(
         color=_method_color(methods, shown),
         stroke=alt.condition("datum.worst", alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition("datum.worst", alt.value(2), alt.value(0)),
     )
     worst = base.transform_filter("datum.worst").mark_text(text="▼", dy=-8, color="black")
-    return (bars + worst).properties(height=300, title="Per-class test accuracy")
+    layers = [bars, worst]
+    if has_ci:
+        layers.append(base.transform_filter("isValid(datum.lo) && isValid(datum.hi)")
+                      .mark_rule(color="black", strokeWidth=1.5).encode(y="lo:Q", y2="hi:Q"))
+    if REFERENCE in df and df[REFERENCE].notna().any():
+        layers.append(alt.Chart(df).transform_filter(f"isValid(datum.{REFERENCE})")
+                      .transform_aggregate(reference=f"max({REFERENCE})", groupby=["class_name"])
+                      .mark_tick(color="black", thickness=2)
+                      .encode(x=x, y=alt.Y("reference:Q", scale=_ACCURACY),
+                              tooltip=["class_name:N", alt.Tooltip("reference:Q", title="Bayes accuracy",
+                                                                   format=".3f")]))
+    return alt.layer(*layers).properties(
+        height=300, title=alt.TitleParams("Per-class test accuracy", subtitle=_interval_note(df, has_ci)))
+
+
+def _interval_note(df: pd.DataFrame, has_ci: bool) -> str:
+    if not has_ci:
+        return "No intervals: these runs were stored without their per-class test counts."
+    if df[["lo", "hi"]].isna().any(axis=None):
+        return "Whiskers: 95% Wilson intervals where the test counts are known (none on the other bars)."
+    return "Whiskers: 95% Wilson intervals from each class's test images."
 
 
 def density_curves_chart(df: pd.DataFrame, methods: list[str]) -> alt.FacetChart:

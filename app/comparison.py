@@ -11,6 +11,9 @@ import streamlit as st
 from app import charts
 from app import results_data as rd
 from app.resources import dataset
+from drop_core import analysis as an
+from drop_core.cache import config_hash
+from drop_core.data.identity import EMBEDDED_DATASETS, data_identity
 from drop_core.errors import DropError
 from drop_core.pipeline import RunConfig, query_plan
 from drop_core.store import Store
@@ -26,9 +29,9 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
         st.info("No finished run to show yet.")
         return
     runs = rd.label_runs(runs)
-    methods = rd.method_order(runs["method"])          # one colour per method across all views
-    metrics = store.class_metrics([int(i) for i in runs["id"]])
-    pruned = runs[runs["method"] != rd.FULL_DATA]
+    methods = an.method_order(runs["method"])          # one colour per method across all views
+    metrics = _with_test_counts(runs, store.class_metrics([int(i) for i in runs["id"]]))
+    pruned = runs[runs["method"] != an.FULL_DATA]
     densities = sorted(pruned["density"].unique()) or [1.0]
     density = densities[0]
     if len(densities) > 1:
@@ -82,19 +85,44 @@ def _headline_ui(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> N
     )
     lines = [
         f"- **{row['method']}** at density {density:g}: worst class *{row['worst class']}* "
-        f"({row['worst-class accuracy']:.1%}); *{row['most hurt class']}* lost most against full data "
+        f"({row['worst-class accuracy']:.1%}); *{row['most hurt class']}* changed most against full data "
         f"({100 * row['change']:+.1f} points)."
         for row in table.to_dict("records")
-        if row["method"] != rd.FULL_DATA and not np.isnan(row["change"])
+        if row["method"] != an.FULL_DATA and not np.isnan(row["change"])
     ]
-    lines += [
-        f"- **DRoP {'helped' if v['worst_drop'] > v['worst_base'] else 'did not help'} {v['base']}**: "
-        f"worst-class accuracy {v['worst_base']:.1%} → {v['worst_drop']:.1%} "
-        f"({100 * (v['worst_drop'] - v['worst_base']):+.1f} points), average {v['average_base']:.1%} → "
-        f"{v['average_drop']:.1%}."
-        for v in rd.drop_verdicts(table)
-    ]
+    verdicts = rd.drop_verdicts(runs, metrics, density) + rd.hurt_verdicts(runs, metrics, density)
+    lines += [f"- {an.verdict_text(v)}" for v in verdicts]
     st.markdown("\n".join(lines))
+
+
+def _with_test_counts(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Fill the test counts of runs stored without them by counting the dataset's test split, but only where
+    that is exact: the data is still what the run saw (same identity hash; embedded datasets always are).
+    The rest keep NaN, and the per-class chart says that their intervals are missing."""
+    test = metrics[metrics["split"] == "test"]
+    missing = set(test["run_id"]) if "test_count" not in test else set(test.loc[test["test_count"].isna(), "run_id"])
+    fields = [f for f in ("dataset", "data_root", "data_seed", "data_id") if f in runs]
+    counts, by_data = {}, {}
+    for row in runs[runs["id"].isin(missing)][["id", *fields]].to_dict("records"):
+        data = tuple((k, None if pd.isna(v) else v) for k, v in row.items() if k != "id")
+        if data not in by_data:                      # one identity check and load per distinct dataset
+            by_data[data] = _dataset_test_counts(dict(data))
+        if by_data[data] is not None:
+            counts[int(row["id"])] = by_data[data]
+    return rd.with_test_counts(metrics, counts)
+
+
+def _dataset_test_counts(config: dict) -> list[int] | None:
+    name, root, stored_id = config["dataset"], config.get("data_root"), config.get("data_id")
+    try:
+        if stored_id is None and name not in EMBEDDED_DATASETS:
+            return None
+        if stored_id is not None and stored_id != config_hash(data_identity(name, root)):
+            return None
+        data = dataset(name, root, int(config.get("data_seed") or 0))
+    except DropError:
+        return None
+    return np.bincount(data.y_test.numpy(), minlength=data.num_classes).tolist()
 
 
 def _notes_ui(store: Store, runs: pd.DataFrame) -> None:

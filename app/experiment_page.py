@@ -12,6 +12,7 @@ import streamlit as st
 from app import jobs, plan, resources
 from app import results_data as rd
 from app.comparison import comparison_ui
+from drop_core import analysis as an
 from drop_core.data import DATASETS
 from drop_core.errors import DropError
 from drop_core.models import MODELS
@@ -129,7 +130,7 @@ def run_ui(configs: list[RunConfig]) -> None:
         st.error(str(e))
         st.stop()
     stored = sum(store.finished_run_for_key(k) is not None for k in keys)
-    methods = sorted({rd.method_label(c.scorer, c.quoter, c.density) for c in configs})
+    methods = an.method_order(an.config_method_name(c.to_dict()) for c in configs)
     st.markdown(
         f"**{len(configs)} runs** ({', '.join(methods)}): {len(configs) - stored} to train, "
         f"{stored} already in the store and shown at once."

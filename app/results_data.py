@@ -7,18 +7,12 @@ val_recall``) return.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
-FULL_DATA = "full data"
-
-# How a quota rule shows up in a method's name: "random" + "+DRoP" -> "random+DRoP".
-QUOTER_SUFFIX: dict[str, str] = {
-    "none": "",
-    "uniform": "+uniform",
-    "drop": "+DRoP",
-    "drop_authors": "+DRoP (authors' code)",
-}
+from drop_core import analysis as an
 
 METRICS: dict[str, str] = {
     "average_accuracy": "average accuracy",
@@ -27,24 +21,17 @@ METRICS: dict[str, str] = {
 
 
 # Config fields that tell methods and repeats apart; every other setting field (drop_core.config) is the setting.
-METHOD_AXES = ("scorer", "quoter", "selection", "density", "seed")
-
-
-def method_label(scorer: str, quoter: str, density: float, selection: str = "top") -> str:
-    """The name a run's method has in every chart: "full data", "el2n", "random+DRoP", ..."""
-    if density >= 1.0:
-        return FULL_DATA
-    label = f"{scorer}{QUOTER_SUFFIX.get(quoter, f'+{quoter}')}"
-    return label if selection == "top" else f"{label} ({selection} selection)"
+METHOD_AXES = ("scorer", "quoter", "selection", "correction", "density", "seed")
 
 
 def label_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Return ``runs`` with a ``method`` column (see :func:`method_label`)."""
+    """Return ``runs`` with a ``method`` column (:func:`drop_core.analysis.method_name`)."""
     out = runs.copy()
     selection = out["selection"] if "selection" in out else ["top"] * len(out)
+    correction = out["correction"] if "correction" in out else ["none"] * len(out)
     out["method"] = [
-        method_label(s, q, float(d), sel)
-        for s, q, d, sel in zip(out["scorer"], out["quoter"], out["density"], selection)
+        an.method_name(s, q, float(d), sel, cor)
+        for s, q, d, sel, cor in zip(out["scorer"], out["quoter"], out["density"], selection, correction)
     ]
     return out
 
@@ -68,32 +55,55 @@ def setting_groups(runs: pd.DataFrame, config_fields: list[str]) -> list[tuple[s
     return sorted(groups, key=lambda g: -len(g[1]))
 
 
-def method_order(methods: pd.Series | list[str]) -> list[str]:
-    """Methods in a stable display order: full data first, then alphabetical."""
-    unique = sorted(set(methods))
-    return ([FULL_DATA] if FULL_DATA in unique else []) + [m for m in unique if m != FULL_DATA]
-
-
 def _test_metrics(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     labelled = label_runs(runs)[["id", "method", "density", "seed"]].rename(columns={"id": "run_id"})
     test = metrics[metrics["split"] == "test"]
     return test.merge(labelled, on="run_id", how="inner")
 
 
+def test_counts(metrics: pd.DataFrame) -> pd.Series:
+    """Test images per class (index ``class_index``) from the ``test_count`` column; NaN where unknown."""
+    test = metrics[metrics["split"] == "test"]
+    if "test_count" not in test:
+        return pd.Series(np.nan, index=pd.Index(sorted(test["class_index"].unique()), name="class_index"))
+    return test.groupby("class_index")["test_count"].max().astype(float)
+
+
+def with_test_counts(metrics: pd.DataFrame, counts: Mapping[int, Sequence[int]]) -> pd.DataFrame:
+    """``metrics`` with its test rows' missing ``test_count`` filled from ``counts`` (run id -> per-class
+    counts, in class-index order), e.g. counted from the dataset's test split for runs stored without them."""
+    out = metrics.copy()
+    if "test_count" not in out:
+        out["test_count"] = np.nan
+    for run_id, per_class in counts.items():
+        rows = (out["run_id"] == run_id) & (out["split"] == "test") & out["test_count"].isna()
+        out.loc[rows, "test_count"] = np.asarray(per_class, dtype=float)[out.loc[rows, "class_index"].to_numpy(int)]
+    return out
+
+
 def class_accuracy(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> pd.DataFrame:
     """Per-class test accuracy of each method at ``density`` (and of full data), mean over seeds.
 
-    Columns: ``method, class_index, class_name, accuracy, worst`` where ``worst`` marks each
-    method's lowest-accuracy class.
+    Columns: ``method, class_index, class_name, accuracy, worst, n_test, lo, hi`` where ``worst`` marks
+    each method's lowest-accuracy class and ``lo, hi`` is the 95% Wilson interval of the accuracy on the
+    class's ``n_test`` test images (NaN where the count is unknown). Every seed is tested on the same
+    images, so the interval is the test set's noise and does not shrink with more seeds.
     """
     rows = _test_metrics(runs, metrics)
-    rows = rows[np.isclose(rows["density"], density) | (rows["method"] == FULL_DATA)]
+    rows = rows[np.isclose(rows["density"], density) | (rows["method"] == an.FULL_DATA)]
     out = (
         rows.groupby(["method", "class_index", "class_name"], as_index=False)["accuracy"].mean()
         .sort_values(["method", "class_index"], ignore_index=True)
     )
     worst_idx = out.groupby("method")["accuracy"].idxmin()
     out["worst"] = out.index.isin(worst_idx)
+    out["n_test"] = out["class_index"].map(test_counts(metrics))
+    known = out["n_test"].notna().to_numpy()
+    out["lo"], out["hi"] = np.nan, np.nan
+    if known.any():
+        n = out.loc[known, "n_test"].to_numpy(float)
+        lo, hi = an.wilson_interval(out.loc[known, "accuracy"].to_numpy(float) * n, n)
+        out.loc[known, "lo"], out.loc[known, "hi"] = lo, hi
     return out
 
 
@@ -121,11 +131,11 @@ def bias_points(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> pd
     finished full-data run (the x axis needs it) or no pruned run at ``density``.
     """
     rows = _test_metrics(runs, metrics)
-    full = rows[rows["method"] == FULL_DATA]
+    full = rows[rows["method"] == an.FULL_DATA]
     if full.empty:
         return pd.DataFrame(columns=["method", "class_name", "full_data_error", "kept_density"])
     error = (1.0 - full.groupby("class_index")["accuracy"].mean()).rename("full_data_error")
-    pruned = rows[(rows["method"] != FULL_DATA) & np.isclose(rows["density"], density)].copy()
+    pruned = rows[(rows["method"] != an.FULL_DATA) & np.isclose(rows["density"], density)].copy()
     pruned["kept_density"] = pruned["kept"] / pruned["class_size"]
     out = (
         pruned.groupby(["method", "class_index", "class_name"], as_index=False)["kept_density"].mean()
@@ -139,13 +149,8 @@ def correlations(points: pd.DataFrame) -> dict[str, float]:
 
     NaN where it is undefined (fewer than two classes, or one side constant, e.g. uniform quotas).
     """
-    out: dict[str, float] = {}
-    for method, group in points.groupby("method"):
-        x = group["full_data_error"].to_numpy(float)
-        y = group["kept_density"].to_numpy(float)
-        defined = len(x) > 1 and np.ptp(x) > 0 and np.ptp(y) > 0
-        out[str(method)] = float(np.corrcoef(x, y)[0, 1]) if defined else float("nan")
-    return out
+    return {str(method): an.pearson_r(group["full_data_error"], group["kept_density"])
+            for method, group in points.groupby("method")}
 
 
 def quota_table(metrics: pd.DataFrame, run_id: int) -> pd.DataFrame:
@@ -201,15 +206,14 @@ def method_summary(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) ->
     (NaN without a full-data run).
     """
     acc = class_accuracy(runs, metrics, density)
-    full = acc[acc["method"] == FULL_DATA].set_index("class_index")["accuracy"]
-    labelled = label_runs(runs[runs["status"] == "finished"])
-    at_density = labelled[np.isclose(labelled["density"], density) | (labelled["method"] == FULL_DATA)]
+    full = acc[acc["method"] == an.FULL_DATA].set_index("class_index")["accuracy"]
+    at_density = _per_seed(runs, density)
     rows = []
-    for method in method_order(acc["method"]):
+    for method in an.method_order(acc["method"]):
         per_class = acc[acc["method"] == method].set_index("class_index")
         runs_m = at_density[at_density["method"] == method]
         change = per_class["accuracy"] - full.reindex(per_class.index) if len(full) else None
-        hurt = None if change is None or method == FULL_DATA else change.idxmin()
+        hurt = None if change is None or method == an.FULL_DATA else change.idxmin()
         rows.append({
             "method": method,
             "seeds": len(runs_m),
@@ -223,28 +227,65 @@ def method_summary(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) ->
 
 
 def runs_csv(runs: pd.DataFrame, metrics: pd.DataFrame) -> str:
-    """CSV text with one row per (run, split, class): the run's config and summary, then the class columns."""
+    """CSV text with one row per (run, split, class): the run's config and summary, then the class columns,
+    with ``accuracy_lo, accuracy_hi`` (95% Wilson interval) where the row's ``test_count`` is known."""
     table = runs.rename(columns={"id": "run_id"})
     if len(table):
         table = table.merge(metrics, on="run_id", how="left", suffixes=("", "_class"))
+    if "test_count" in table:
+        known = (table["test_count"].notna() & table["accuracy"].notna()).to_numpy()
+        table["accuracy_lo"], table["accuracy_hi"] = np.nan, np.nan
+        if known.any():
+            n = table.loc[known, "test_count"].to_numpy(float)
+            lo, hi = an.wilson_interval(table.loc[known, "accuracy"].to_numpy(float) * n, n)
+            table.loc[known, "accuracy_lo"], table.loc[known, "accuracy_hi"] = lo, hi
     return table.to_csv(index=False)
 
 
-def drop_verdicts(summary: pd.DataFrame) -> list[dict]:
-    """Each ``X+DRoP`` method of a :func:`method_summary` table next to its plain ``X``.
+def _per_seed(runs: pd.DataFrame, density: float) -> pd.DataFrame:
+    """Finished runs at ``density`` (and full data) with their ``method``."""
+    labelled = label_runs(runs[runs["status"] == "finished"])
+    return labelled[np.isclose(labelled["density"], density) | (labelled["method"] == an.FULL_DATA)]
 
-    One dict per pair: ``base, drop, worst_base, worst_drop, average_base, average_drop``.
+
+def drop_verdicts(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> list[an.Verdict]:
+    """Each ``X+DRoP`` method at ``density`` against its plain ``X`` on worst-class accuracy, paired by seed.
+
+    The test count is that of the DRoP method's worst class (mean over seeds). Pairs without a
+    shared seed are left out (nothing to pair).
     """
-    rows = summary.set_index("method")
+    at = _per_seed(runs, density)
+    acc = class_accuracy(runs, metrics, density)
     out = []
-    for method in rows.index:
-        base = method.split("+")[0]
-        if "+DRoP" in method and base in rows.index:
-            out.append({
-                "base": base, "drop": method,
-                "worst_base": float(rows.loc[base, "worst-class accuracy"]),
-                "worst_drop": float(rows.loc[method, "worst-class accuracy"]),
-                "average_base": float(rows.loc[base, "average accuracy"]),
-                "average_drop": float(rows.loc[method, "average accuracy"]),
-            })
+    for base, drop in an.drop_pairs(at["method"]):
+        new, old = _values(at, drop, "worst_class_accuracy"), _values(at, base, "worst_class_accuracy")
+        if set(new) & set(old):
+            n = acc[(acc["method"] == drop) & acc["worst"]]["n_test"].iloc[0]
+            out.append(an.compare(new, old, new_name=drop, old_name=base, metric="worst-class accuracy",
+                                  n_test=None if np.isnan(n) else int(n)))
     return out
+
+
+def hurt_verdicts(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) -> list[an.Verdict]:
+    """Each pruned method's most hurt class (:func:`method_summary`) against full data on that class, paired
+    by seed (methods sharing no seed with the full-data runs are left out)."""
+    rows = _test_metrics(runs, metrics)
+    counts = test_counts(metrics)
+    summary = method_summary(runs, metrics, density)
+    out = []
+    for row in summary.to_dict("records"):
+        if row["method"] == an.FULL_DATA or not row["most hurt class"]:
+            continue
+        cls = rows[rows["class_name"] == row["most hurt class"]]
+        pruned = cls[(cls["method"] == row["method"]) & np.isclose(cls["density"], density)]
+        full = cls[cls["method"] == an.FULL_DATA]
+        new, old = pruned.groupby("seed")["accuracy"].mean(), full.groupby("seed")["accuracy"].mean()
+        if set(new.index) & set(old.index):
+            n = counts.get(int(cls["class_index"].iloc[0]), np.nan)
+            out.append(an.compare(new.to_dict(), old.to_dict(), new_name=row["method"], old_name=an.FULL_DATA,
+                                  metric=f"class {row['most hurt class']}", n_test=None if np.isnan(n) else int(n)))
+    return out
+
+
+def _values(runs: pd.DataFrame, method: str, column: str) -> dict[int, float]:
+    return runs[runs["method"] == method].groupby("seed")[column].mean().to_dict()

@@ -1,4 +1,5 @@
 """AppTest per page: widgets change what is computed and shown; bad choices give st.error, not tracebacks."""
+import json
 import shlex
 import time
 from pathlib import Path
@@ -90,7 +91,12 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
     assert at.dataframe[0].value["id"].tolist() == [full, rnd, drop]
     assert len(_charts(at)) == 3                      # per class, across densities, bias
     assert "1 of the 1 runs with a query model reused its cached scores (#3)" in _text(at)
-    assert "DRoP helped random" in _text(at)
+    text = _text(at)                                  # one seed: no verdict, the difference in test images
+    assert ("random+DRoP vs random, worst-class accuracy: 50.0% → 70.0% (+20.0 points, +20.0 of 100 test images) "
+            "from 1 seed; the difference is within 20 test images") in text
+    assert "run 3 or more seeds" in text and "helped" not in text and " beats " not in text
+    per_class = json.loads(_charts(at)[0].proto.spec)   # gaussians' test split gives the counts: whiskers
+    assert per_class["title"]["subtitle"] == "Whiskers: 95% Wilson intervals from each class's test images."
 
     at.multiselect(key="res_filter_quoter").set_value(["drop"]).run()
     assert at.dataframe[0].value["id"].tolist() == [drop]
@@ -135,6 +141,19 @@ def test_results_page_compares_one_setting_at_a_time(store):
     assert _compared(at) == [digits]
     assert len(_charts(at)) == 2                      # no full-data run here: no bias view, and it says so
     assert "needs a finished full-data run" in _text(at)
+
+
+def test_results_page_states_a_verdict_only_from_a_paired_test_over_seeds(store):
+    for seed, (base, drop) in enumerate([(0.50, 0.70), (0.52, 0.71), (0.49, 0.69)]):
+        _add_run(store, "random", "none", 1.0, [0.95, 0.9, 0.8], [100, 100, 100], seed=seed)
+        _add_run(store, "random", "none", 0.5, [0.95, 0.85, base], [50, 50, 50], seed=seed)
+        _add_run(store, "random", "drop", 0.5, [0.9, 0.85, drop], [20, 40, 90], seed=seed)
+    at = _page("results")
+    assert not at.exception
+    text = _text(at)
+    assert "random+DRoP beats random on worst-class accuracy: 50.3% → 70.0%" in text
+    assert "paired t-test over seeds (3 seeds), p = " in text
+    assert "random is below full data on class c2: 80.0% → 50.3%" in text
 
 
 # --- Experiment ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from app import results_data as rd
+from drop_core import analysis as an
 
 
 def _runs() -> pd.DataFrame:
@@ -35,13 +36,12 @@ def _metrics() -> pd.DataFrame:
                                        "class_size", "kept", "val_recall"])
 
 
-def test_method_label_names_full_data_and_quota_rule():
-    assert rd.method_label("random", "none", 1.0) == "full data"
-    assert rd.method_label("el2n", "none", 0.5) == "el2n"
-    assert rd.method_label("random", "drop", 0.5) == "random+DRoP"
-    assert rd.method_label("aum", "strange", 0.5) == "aum+strange"
-    assert rd.method_label("el2n", "none", 0.5, "random") == "el2n (random selection)"
-    assert rd.method_order(["random+DRoP", "full data", "el2n"]) == ["full data", "el2n", "random+DRoP"]
+def test_label_runs_names_methods_with_the_analysis_vocabulary():
+    runs = _runs()
+    runs["selection"] = ["top", "top", "top", "random", "top"]
+    methods = rd.label_runs(runs)["method"].tolist()
+    assert methods == ["full data", "random", "random+DRoP", "random (random selection)", "random+DRoP"]
+    assert methods == [an.method_name(r.scorer, r.quoter, r.density, r.selection) for r in runs.itertuples()]
 
 
 def test_class_accuracy_averages_seeds_and_marks_each_methods_worst_class():
@@ -52,6 +52,26 @@ def test_class_accuracy_averages_seeds_and_marks_each_methods_worst_class():
     worst = out[out["worst"]].set_index("method")["class_name"].to_dict()
     assert worst == {"full data": "dog", "random": "dog", "random+DRoP": "dog"}
     assert out["worst"].sum() == 3
+    assert out["n_test"].isna().all() and out["lo"].isna().all()     # no test counts stored: no intervals
+
+
+def test_class_accuracy_carries_wilson_intervals_of_the_seed_mean_from_test_counts():
+    metrics = rd.with_test_counts(_metrics(), {run_id: [20, 40, 36] for run_id in range(1, 6)})
+    out = rd.class_accuracy(_runs(), metrics, density=0.5).set_index(["method", "class_name"])
+    row = out.loc[("random", "dog")]
+    assert row["n_test"] == 40
+    assert (row["lo"], row["hi"]) == pytest.approx(an.wilson_interval(0.55 * 40, 40))
+    assert (out["lo"] <= out["accuracy"]).all() and (out["accuracy"] <= out["hi"]).all()
+
+
+def test_with_test_counts_fills_only_missing_test_rows():
+    metrics = _metrics()
+    metrics["test_count"] = np.where(metrics["run_id"] == 1, 50, np.nan)
+    out = rd.with_test_counts(metrics, {1: [7, 7, 7], 2: [10, 20, 30]})
+    assert out.loc[out["run_id"] == 1, "test_count"].tolist() == [50, 50, 50]
+    assert out.loc[out["run_id"] == 2, "test_count"].tolist() == [10, 20, 30]
+    assert out.loc[out["run_id"] == 3, "test_count"].isna().all()
+    assert rd.test_counts(out).tolist() == [50, 50, 50]
 
 
 def test_density_curves_give_min_max_over_seeds_and_skip_unfinished_runs():
@@ -59,7 +79,8 @@ def test_density_curves_give_min_max_over_seeds_and_skip_unfinished_runs():
     runs.loc[runs["id"] == 5, "status"] = "running"
     out = rd.density_curves(runs)
     row = out[(out["method"] == "random") & (out["metric"] == "worst-class accuracy")].iloc[0]
-    assert (row["density"], row["mean"], row["min"], row["max"], row["seeds"]) == (0.5, pytest.approx(0.55), 0.5, 0.6, 2)
+    assert (row["density"], row["mean"], row["min"], row["max"], row["seeds"]) == (0.5, pytest.approx(0.55), 0.5,
+                                                                                  0.6, 2)
     assert 0.3 not in set(out["density"])
     assert set(out["metric"]) == {"average accuracy", "worst-class accuracy"}
 
@@ -124,13 +145,48 @@ def test_runs_csv_has_one_row_per_run_split_and_class():
     assert len(table) == 15 and {"run_id", "scorer", "class_name", "accuracy"} <= set(table.columns)
 
 
-def test_drop_verdicts_pair_each_drop_method_with_its_base():
-    table = rd.method_summary(_runs(), _metrics(), density=0.5)
-    (verdict,) = rd.drop_verdicts(table)
-    assert (verdict["base"], verdict["drop"]) == ("random", "random+DRoP")
-    assert verdict["worst_base"] == pytest.approx(0.55) and verdict["worst_drop"] == pytest.approx(0.70)
-    assert verdict["average_base"] == pytest.approx(0.84) and verdict["average_drop"] == pytest.approx(0.84)
-    assert rd.drop_verdicts(table[table["method"] != "random"]) == []
+def test_runs_csv_adds_intervals_where_the_test_count_is_known():
+    metrics = rd.with_test_counts(_metrics(), {2: [20, 40, 36]})
+    table = pd.read_csv(io.StringIO(rd.runs_csv(_runs(), metrics)))
+    row = table[(table["run_id"] == 2) & (table["class_name"] == "dog")].iloc[0]
+    assert (row["accuracy_lo"], row["accuracy_hi"]) == pytest.approx(an.wilson_interval(24, 40))
+    assert table.loc[table["run_id"] == 3, "accuracy_lo"].isna().all()
+
+
+def _seeded(drop_worst: list[float], base_worst: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three classes of 36 test images; random and random+DRoP at d = 0.5 and full data over the same seeds."""
+    rows, metrics = [], []
+    for seed in range(len(drop_worst)):
+        for k, (quoter, density, worst) in enumerate([("none", 1.0, 0.9), ("none", 0.5, base_worst[seed]),
+                                                      ("drop", 0.5, drop_worst[seed])]):
+            rid = 10 * seed + k
+            rows.append((rid, "random", quoter, density, seed, 0.9, worst))
+            for c, name in enumerate(["cat", "dog", "emu"]):
+                acc = worst if name == "dog" else 1.0
+                metrics.append((rid, "test", c, name, acc, 100, 50, 0.9, 36))
+    runs = pd.DataFrame(rows, columns=["id", "scorer", "quoter", "density", "seed", "average_accuracy",
+                                       "worst_class_accuracy"]).assign(status="finished")
+    return runs, pd.DataFrame(metrics, columns=["run_id", "split", "class_index", "class_name", "accuracy",
+                                                "class_size", "kept", "val_recall", "test_count"])
+
+
+def test_drop_verdicts_pair_drop_with_its_base_by_seed_with_the_worst_classs_test_count():
+    runs, metrics = _seeded([33 / 36, 32 / 36, 34 / 36], [29 / 36, 29 / 36, 30 / 36])
+    (v,) = rd.drop_verdicts(runs, metrics, density=0.5)
+    assert (v.new, v.old, v.seeds, v.n_test, v.outcome) == ("random+DRoP", "random", 3, 36, "better")
+    assert v.p_value == pytest.approx(an.paired_t_test([33, 32, 34], [29, 29, 30]))
+    runs, metrics = _seeded([33 / 36], [29 / 36])
+    (v,) = rd.drop_verdicts(runs, metrics, density=0.5)
+    assert v.outcome == "too few seeds" and v.images == pytest.approx(4)
+    assert rd.drop_verdicts(runs[runs["quoter"] != "none"], metrics, density=0.5) == []
+
+
+def test_hurt_verdicts_compare_the_most_hurt_class_with_full_data():
+    runs, metrics = _seeded([33 / 36, 32 / 36, 34 / 36], [20 / 36, 21 / 36, 19 / 36])
+    verdicts = {v.new: v for v in rd.hurt_verdicts(runs, metrics, density=0.5)}
+    assert verdicts["random"].metric == "class dog" and verdicts["random"].old == "full data"
+    assert verdicts["random"].outcome == "worse"
+    assert (verdicts["random+DRoP"].metric, verdicts["random+DRoP"].outcome) == ("class cat", "unclear")
 
 
 def test_setting_groups_split_runs_by_the_fields_that_differ():
