@@ -1,7 +1,8 @@
 """The paper's comparison (Table 2 / Fig. 5 style) at CPU scale: average and worst-class accuracy.
 
 Methods: full data, Random, EL2N, Forgetting, Random+DRoP, EL2N+DRoP at each density, over
-several seeds; each cell is mean [min, max] over seeds (the paper's error bands).
+several seeds; each cell is mean [min, max] over seeds (the paper's error bands). Method names
+and verdicts come from ``drop_core.analysis``, as in the app and the CLI.
 
     .venv/bin/python bench/cifar10_drop.py --data /tmp/cifar10          # CIFAR-10 image folder
     .venv/bin/python bench/cifar10_drop.py --dataset gaussians           # any registered dataset
@@ -12,7 +13,9 @@ several seeds; each cell is mean [min, max] over seeds (the paper's error bands)
 ``unzip -q ../shared/data/cifar10-jpeg.zip -d /tmp/cifar10``. Runs go through the results
 store (``--store``), so an interrupted benchmark resumes where it stopped and a finished cell
 is never trained twice; query models are shared through the cache. The table and the
-headline (Random+DRoP minus Random in worst-class accuracy at the lowest density) come last.
+verdicts come last: each X+DRoP against X and each method against full data in worst-class
+accuracy at every density, paired by seed (a paired t-test over 3 or more seeds, else the
+difference in test images).
 Epoch scaling is on by default, whatever the preset: the README's measurements show why.
 """
 from __future__ import annotations
@@ -26,21 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from drop_core import analysis as an  # noqa: E402
 from drop_core.errors import DropError  # noqa: E402
-from drop_core.metrics import summarize_seeds  # noqa: E402
 from drop_core.pipeline import RunConfig, run  # noqa: E402
 from drop_core.store import Store  # noqa: E402
 
-METHODS = {   # name -> (scorer, quoter)
-    "Random": ("random", "none"),
-    "EL2N": ("el2n", "none"),
-    "Forgetting": ("forgetting", "none"),
-    "Random+DRoP": ("random", "drop"),
-    "EL2N+DRoP": ("el2n", "drop"),
-}
+METHODS = {an.method_name(s, q, 0.5): (s, q)   # name -> (scorer, quoter): random, el2n, ..., el2n+DRoP
+           for s, q in (("random", "none"), ("el2n", "none"), ("forgetting", "none"), ("random", "drop"),
+                        ("el2n", "drop"))}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,7 +81,7 @@ def base_config(args: argparse.Namespace) -> dict:
 
 def cells(args: argparse.Namespace) -> list[tuple[str, float, dict]]:
     """(method, density, config) for every cell of the table, one config per seed listed later."""
-    out = [] if args.no_full else [("full data", 1.0, {"scorer": "random", "quoter": "none", "density": 1.0})]
+    out = [] if args.no_full else [(an.FULL_DATA, 1.0, {"scorer": "random", "quoter": "none", "density": 1.0})]
     for d in args.densities:
         for m in args.methods:
             scorer, quoter = METHODS[m]
@@ -95,6 +93,27 @@ def fmt(stats: dict) -> str:
     return f"{100 * stats['mean']:5.1f} [{100 * stats['min']:5.1f}, {100 * stats['max']:5.1f}]"
 
 
+def verdict_lines(rows: list[dict], densities: list[float]) -> list[str]:
+    """At each density: every X+DRoP against X, then every method against full data, in worst-class accuracy."""
+    by = {(r["method"], r["density"]): r for r in rows}
+    full = next((r for r in rows if r["method"] == an.FULL_DATA), None)
+    lines = []
+    for d in densities:
+        at = [r["method"] for r in rows if r["density"] == d]
+        pairs = [(by[(drop, d)], by[(base, d)]) for base, drop in an.drop_pairs(at)]
+        pairs += [] if full is None else [(by[(m, d)], full) for m in at]
+        for new, old in pairs:
+            v = an.compare(new["worst"], old["worst"], new_name=f"{new['method']} (d={d:g})", old_name=old["method"],
+                           metric="worst-class accuracy", n_test=new["n_test"])
+            lines.append(an.verdict_text(v))
+    return lines
+
+
+def _worst_class_count(result) -> int | None:
+    """Test images of the run's worst class, where the result carries its test counts."""
+    return (result.to_dict(indices=False).get("test_counts") or {}).get(result.worst_class)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -104,16 +123,18 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     t0 = time.perf_counter()
     for method, density, cfg in cells(args):
-        per_seed, secs, cached = [], 0.0, 0
+        per_seed, worst, counts, secs = [], {}, [], 0.0
         for seed in args.seeds:
             r = run(RunConfig.from_dict({**base, **cfg, "seed": seed}), store=store, cache_dir=args.cache_dir)
             per_seed.append({"average_accuracy": r.average_accuracy, "worst_class_accuracy": r.worst_class_accuracy})
+            worst[seed] = r.worst_class_accuracy
+            counts.append(_worst_class_count(r))
             secs += sum(r.timings.values())
-            cached += r.reused
             print(f"  {method:<12} d={density:<4} seed {seed}: avg {r.average_accuracy:.4f} worst "
                   f"{r.worst_class_accuracy:.4f} ({r.worst_class}) {sum(r.timings.values()):.1f} s"
                   + (" [stored]" if r.reused else ""), file=sys.stderr, flush=True)
-        rows.append((method, density, summarize_seeds(per_seed), secs))
+        rows.append({"method": method, "density": density, "stats": an.summarize_seeds(per_seed), "secs": secs,
+                     "worst": worst, "n_test": min(counts) if all(counts) else None})
     resolved = r.config
     print(f"# {resolved['dataset']} / {resolved['model']} / preset {resolved['preset']}: {resolved['epochs']} epochs "
           f"(epoch scaling {'on' if resolved['epoch_scaling'] else 'off'}), query: early {resolved['query_fraction']} "
@@ -124,14 +145,13 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| method | density | average acc % mean [min, max] | worst-class acc % mean [min, max] | run s |")
     print("|---|---|---|---|---|")
-    for method, density, s, secs in rows:
-        print(f"| {method} | {density:g} | {fmt(s['average_accuracy'])} | {fmt(s['worst_class_accuracy'])} "
-              f"| {secs / len(args.seeds):.0f} |")
-    worst = {(m, d): s["worst_class_accuracy"]["mean"] for m, d, s, _ in rows}
-    d_min = min(args.densities)
-    if ("Random+DRoP", d_min) in worst and ("Random", d_min) in worst:
-        gain = 100 * (worst[("Random+DRoP", d_min)] - worst[("Random", d_min)])
-        print(f"\nworst-class accuracy, Random+DRoP minus Random at d={d_min:g}: {gain:+.1f} points")
+    for row in rows:
+        s = row["stats"]
+        print(f"| {row['method']} | {row['density']:g} | {fmt(s['average_accuracy'])} | "
+              f"{fmt(s['worst_class_accuracy'])} | {row['secs'] / len(args.seeds):.0f} |")
+    print()
+    for line in verdict_lines(rows, sorted(args.densities)):
+        print(f"- {line}")
 
 
 if __name__ == "__main__":

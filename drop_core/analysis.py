@@ -226,7 +226,7 @@ def verdict_text(v: Verdict) -> str:
         return (f"{v.new} vs {v.old}, {v.metric}: {change} from {seeds}; {size}, which "
                 f"{'one seed' if v.seeds == 1 else 'so few seeds'} cannot tell from training noise: "
                 f"run {MIN_SEEDS} or more seeds for a {TEST_NAME}.")
-    test = f"{TEST_NAME} ({seeds}), p = {v.p_value:.3f}"
+    test = f"{TEST_NAME} ({seeds}), " + ("p < 0.001" if v.p_value < 0.001 else f"p = {v.p_value:.3f}")
     if v.outcome == "better":
         return f"{v.new} beats {v.old} on {v.metric}: {change}; {test}."
     if v.outcome == "worse":

@@ -110,6 +110,8 @@ def test_verdict_boundaries_over_three_seeds():
     assert an.verdict_text(better).endswith(f"paired t-test over seeds (3 seeds), p = {p:.3f}.")
     worse = _verdict([29 / 36, 29 / 36, 30 / 36], [33 / 36, 32 / 36, 34 / 36])
     assert worse.outcome == "worse" and " is below random " in an.verdict_text(worse)
+    same = _verdict([33 / 36, 32 / 36, 34 / 36], [29 / 36, 28 / 36, 30 / 36])      # +4 images on every seed
+    assert same.p_value == 0.0 and an.verdict_text(same).endswith("(3 seeds), p < 0.001.")
     noisy = _verdict([33 / 36, 25 / 36, 34 / 36], [29 / 36, 29 / 36, 30 / 36])
     assert noisy.p_value > 0.05 and noisy.outcome == "unclear"
     assert an.verdict_text(noisy).endswith("not significant at 5%.")
