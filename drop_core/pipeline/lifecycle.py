@@ -6,7 +6,6 @@ the cancel flag and saves the result, or marks the run failed / cancelled / inte
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -20,15 +19,17 @@ import torch
 
 from drop_core.cache import Cache
 from drop_core.config import RESULTS_VERSION, ResolvedConfig, RunConfig, resolve, run_key
-from drop_core.data import load_dataset
+from drop_core.data.base import Dataset
 from drop_core.errors import DropError, user_error
 from drop_core.metrics import class_recalls, summarize
-from drop_core.pipeline.query import derived_seed, new_model, query_stage, train_config
+from drop_core.pipeline.corrections import FinalModel, final_model, zero_density_warnings
+from drop_core.pipeline.query import load_run_data, query_stage
 from drop_core.pipeline.result import RunResult
 from drop_core.pipeline.subset import check_budget, empty_class_warnings, select_subset
 from drop_core.presets import EMBEDDED
+from drop_core.select import Selection
 from drop_core.store import Store
-from drop_core.train.trainer import Stopped, predict, train
+from drop_core.train.trainer import Stopped, predict
 
 log = logging.getLogger("drop_core.pipeline")
 ProgressFn = Callable[[dict], None]
@@ -101,8 +102,11 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
         if force:
             run_id = store.create_run(cfg.to_dict(), key, status="running")
         else:
-            run_id, state = store.claim_run(cfg.to_dict(), key)   # one transaction: never two rows for a key
-            if state != "created":
+            # one transaction: never two rows for a key; a created row is running and owned by this process
+            run_id, state = store.claim_run(cfg.to_dict(), key, start=True, follow=True)
+            if state == "finished":
+                return _stored(store, run_id)
+            if state == "active":
                 return _follow(store, run_id, progress)
     elif store is not None and not force:
         done = store.finished_run_for_key(key)
@@ -139,29 +143,33 @@ def run(config: RunConfig, *, store: Store | None = None, run_id: int | None = N
     return result
 
 
-def _follow(store: Store, run_id: int, progress: ProgressFn | None, poll: float = 0.5) -> RunResult:
+def _follow(store: Store, run_id: int, progress: ProgressFn | None) -> RunResult:
     """Wait for run ``run_id`` (finished, or being computed by another process) and return its result.
 
     Two identical runs started at once on one store train once: the second follows the first.
     """
-    said = ""
-    while True:
-        run_row = store.get_run(run_id)
-        status = run_row["status"]
-        if status == "finished":
-            result = RunResult.from_store(store, run_id)
-            result.reused = True
-            return result
-        if status not in ("queued", "running"):
-            raise DropError(f"The identical run {run_id} that this one waited for ended {status}"
-                            f"{': ' + run_row['error'] if run_row.get('error') else ''}. Rerun to compute it again "
-                            f"(or add --force).")
-        text = f"waiting for the identical run {run_id} ({status}) in another process"
-        if progress is not None and text != said:
-            progress({"stage": "load", "epoch": 0, "epochs": 0, "message": text})
-            said = text
-        time.sleep(poll)
-        store.mark_interrupted()   # its owner died: the row becomes interrupted and the loop ends
+    def waiting(row: dict) -> None:
+        if progress is not None:
+            progress({"stage": "load", "epoch": 0, "epochs": 0,
+                      "message": f"waiting for the identical run {run_id} ({row['status']}) in another process"})
+
+    try:
+        status = store.wait_for(run_id, on_wait=waiting)
+    finally:
+        store.unfollow(run_id)
+    if status != "finished":
+        row = store.get_run(run_id)
+        raise DropError(f"The identical run {run_id} that this one waited for ended {status}"
+                        f"{': ' + row['error'] if row.get('error') else ''}. Rerun to compute it again "
+                        f"(or add --force).")
+    return _stored(store, run_id)
+
+
+def _stored(store: Store, run_id: int) -> RunResult:
+    """The result of finished run ``run_id``, marked as reused (nothing was trained for it now)."""
+    result = RunResult.from_store(store, run_id)
+    result.reused = True
+    return result
 
 
 def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], bool],
@@ -179,45 +187,47 @@ def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], boo
              "pick --preset cpu.")
     t0 = time.perf_counter()
     emit({"stage": "load", "message": f"loading {cfg.dataset}"})
-    data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, seed=cfg.data_seed)
+    data = load_run_data(cfg)
     timings["load"] = time.perf_counter() - t0
-    check_budget(cfg, data.class_sizes())
-    Cache(cache_dir).check_writable()           # an unwritable cache is found before any training
+    cdbw = cfg.correction == "cdbw"          # trains on everything and reads no quota
+    if not cdbw:
+        check_budget(cfg, data.class_sizes())
+    cache = Cache(cache_dir)
+    cache.check_writable()                    # an unwritable cache is found before any training
 
     q = query_stage(cfg, cache_dir=cache_dir, progress=emit, should_stop=stop, data=data)
     timings.update(q.timings)
+    for msg in q.warnings:
+        warn(msg)
 
     t0 = time.perf_counter()
     labels = data.y_train.numpy()
-    emit({"stage": "select", "message": f"{cfg.quoter} quotas, {cfg.selection} selection at density {cfg.density}"})
-    sel = select_subset(cfg, q.scores, labels, q.val_recall, data.num_classes)
-    for msg in empty_class_warnings(cfg, data, sel, q.val_recall):
-        warn(msg)
+    if cdbw:
+        sel = Selection(indices=np.arange(labels.size), kept_per_class=data.class_sizes())
+    else:
+        emit({"stage": "select",
+              "message": f"{cfg.quoter} quotas, {cfg.selection} selection at density {cfg.density}"})
+        sel = select_subset(cfg, q.scores, labels, q.val_recall, data.num_classes)
+        if cfg.correction == "none":
+            for msg in empty_class_warnings(cfg, data, sel, q.val_recall):
+                warn(msg)
     timings["select"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    kept = len(sel.indices) / labels.size
-    epochs = cfg.epochs
-    if cfg.epoch_scaling and kept < 1.0:
-        epochs = max(1, int((0.5 + 0.5 * kept) * cfg.epochs / kept))
-    seed = derived_seed(cfg.seed, 4)
-    emit({"stage": "final", "epoch": 0, "epochs": epochs,
-          "message": f"final model on {len(sel.indices)} samples, {epochs} epochs"})
-    model = new_model(cfg.model, data, seed)
-    train_data = data if cfg.flip is None else dataclasses.replace(data, flip=cfg.flip)
-    train(model, train_data, sel.indices,
-          train_config(cfg, epochs, seed=seed, augment=cfg.augment, record=frozenset(), eval_val=False),
-          device=cfg.device, progress=lambda ev: emit({"stage": "final", **ev}), should_stop=stop)
+    final = final_model(cfg, data, sel, cache, emit, stop)
+    if final.offsets is not None:
+        for msg in zero_density_warnings(list(data.classes), final.offsets):
+            warn(msg)
+        sel = Selection(indices=np.arange(labels.size), kept_per_class=data.class_sizes())   # nothing is pruned
     timings["final"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     emit({"stage": "eval", "message": "evaluating on the test split"})
-    pred = predict(model, data.x_test, data, device=cfg.device, precision=cfg.precision).argmax(1).numpy()
+    pred = _predict(final, data.x_test, data, cfg)
     y_test = data.y_test.numpy()
     recalls = class_recalls(y_test, pred, data.num_classes)
     summary = summarize(recalls)
-    val_pred = predict(model, data.x_val, data, device=cfg.device, precision=cfg.precision).argmax(1).numpy()
-    val_acc = class_recalls(data.y_val.numpy(), val_pred, data.num_classes)
+    val_acc = class_recalls(data.y_val.numpy(), _predict(final, data.x_val, data, cfg), data.num_classes)
     timings["eval"] = time.perf_counter() - t0
 
     names = list(data.classes)
@@ -232,4 +242,12 @@ def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], boo
         query_cache_hit=q.cache_hit, timings=timings, worst_class=names[worst],
         mean_recall=float(summary["average_accuracy"]), recall_std=float(summary["std"]),
         recall_gap=float(summary["gap"]), val_class_accuracy={n: float(r) for n, r in zip(names, val_acc)},
-        final_epochs=epochs, key=key, kept_indices=np.asarray(sel.indices, dtype=np.int64))
+        final_epochs=final.epochs, key=key, kept_indices=np.asarray(sel.indices, dtype=np.int64))
+
+
+def _predict(final: FinalModel, x: torch.Tensor, data: Dataset, cfg: ResolvedConfig) -> np.ndarray:
+    """Predicted classes of the final model, its logits shifted by the correction's offsets."""
+    logits = predict(final.model, x, data, device=cfg.device, precision=cfg.precision)
+    if final.offsets is not None:
+        logits = logits + torch.as_tensor(final.offsets, dtype=logits.dtype)
+    return logits.argmax(1).numpy()
