@@ -8,11 +8,12 @@ connection, so a ``Store`` can be shared by threads and passed to worker process
 A run row records the process (pid, host) that owns it: the process running it, or the worker
 or sweep driver that will (:meth:`Store.assign_worker`). An active run whose owner is gone
 (same host, :func:`process_alive` is false) is marked ``interrupted`` the next time the store is
-opened or listed. Every status change goes through one function (``_set_status``).
+opened or listed. Every status change goes through one function (:func:`drop_core.store.schema.set_status`).
 
 Opening checks the file before writing a byte: a file that is not SQLite, or a SQLite database
-of another program (tables but none of ours), is a DropError and stays untouched (it is read
-with ``mode=ro``); so is a read-only file or folder, or a path under a regular file.
+of another program (tables but none of ours), is a DropError and stays untouched (it is only
+read, see :mod:`drop_core.store.files`); so is a read-only file or folder, or a path under a
+regular file.
 """
 from __future__ import annotations
 
