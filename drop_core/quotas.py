@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from drop_core.registry import Registry
 from drop_core.validate import check_number, param_error
@@ -194,8 +195,8 @@ def _quotas(sizes: np.ndarray, weights: np.ndarray, density: float, floor: int,
     return _round_largest_remainder(exact, sizes, budget, tiebreak)
 
 
-def exact_drop_counts(class_sizes, recalls, density, *, min_per_class=0,
-                      strength=1.0) -> np.ndarray:
+def exact_drop_counts(class_sizes: ArrayLike, recalls: ArrayLike, density: float, *, min_per_class: int = 0,
+                      strength: float = 1.0) -> np.ndarray:
     """The real-valued counts N_k * d_k that :func:`drop_quotas` rounds (for tests and plots)."""
     sizes, r, density, floor, tau = _check_drop_args(
         class_sizes, recalls, density, min_per_class, strength, "drop_quotas")
@@ -218,7 +219,8 @@ def _check_drop_args(class_sizes, recalls, density, min_per_class, strength, cal
 
 # --------------------------------------------------------------------------- public rules
 
-def drop_quotas(class_sizes, recalls, density, *, min_per_class=0, strength=1.0) -> np.ndarray:
+def drop_quotas(class_sizes: ArrayLike, recalls: ArrayLike, density: float, *, min_per_class: int = 0,
+                strength: float = 1.0) -> np.ndarray:
     """DRoP class quotas (Algorithm 1): densities proportional to (1 - r_k)**strength.
 
     Args:
@@ -239,7 +241,7 @@ def drop_quotas(class_sizes, recalls, density, *, min_per_class=0, strength=1.0)
     return _quotas(sizes, _error_weights(r, tau), density, floor, r)
 
 
-def uniform_quotas(class_sizes, density, *, min_per_class=0) -> np.ndarray:
+def uniform_quotas(class_sizes: ArrayLike, density: float, *, min_per_class: int = 0) -> np.ndarray:
     """Keep every class at the same density d (class proportions unchanged).
 
     ``min_per_class`` lifts small classes to min(min_per_class, N_k) as in :func:`drop_quotas`.
@@ -251,8 +253,8 @@ def uniform_quotas(class_sizes, density, *, min_per_class=0) -> np.ndarray:
     return _quotas(sizes, np.ones(sizes.size), density, floor)
 
 
-def authors_code_quotas(class_sizes, recalls, density, *, min_per_class=0,
-                        strength=1.0) -> np.ndarray:
+def authors_code_quotas(class_sizes: ArrayLike, recalls: ArrayLike, density: float, *, min_per_class: int = 0,
+                        strength: float = 1.0) -> np.ndarray:
     """The reference code's rule: *counts* proportional to 1 - r_k, ignoring class sizes.
 
     Saturated classes are capped at N_k and their excess is redistributed in proportion

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from drop_core.validate import param_error
 
@@ -38,7 +39,7 @@ class Selection:
     kept_per_class: np.ndarray   # (K,) int64
 
 
-def select_global(scores, labels, budget, num_classes, *,
+def select_global(scores: ArrayLike, labels: ArrayLike, budget: int, num_classes: int, *,
                   rng: np.random.Generator | None = None) -> Selection:
     """Keep the ``budget`` highest-scored samples of the whole training set.
 
@@ -52,7 +53,7 @@ def select_global(scores, labels, budget, num_classes, *,
     return _selection(order[:budget], labels, num_classes)
 
 
-def select_per_class(scores, labels, quotas, *,
+def select_per_class(scores: ArrayLike, labels: ArrayLike, quotas: ArrayLike, *,
                      rng: np.random.Generator | None = None) -> Selection:
     """Keep the ``quotas[k]`` highest-scored samples of each class k.
 
@@ -69,7 +70,7 @@ def select_per_class(scores, labels, quotas, *,
     return _selection(np.concatenate(kept), labels, quotas.size)
 
 
-def select_random_per_class(labels, quotas, rng: np.random.Generator) -> Selection:
+def select_random_per_class(labels: ArrayLike, quotas: ArrayLike, rng: np.random.Generator) -> Selection:
     """Keep ``quotas[k]`` samples of each class k, uniformly at random (Random+DRoP)."""
     caller = "select_random_per_class"
     quotas = _check_quotas(quotas, caller)
@@ -80,12 +81,12 @@ def select_random_per_class(labels, quotas, rng: np.random.Generator) -> Selecti
     return _selection(np.concatenate(kept), labels, quotas.size)
 
 
-def select_strategyq(labels, reference: Selection, rng: np.random.Generator) -> Selection:
+def select_strategyq(labels: ArrayLike, reference: Selection, rng: np.random.Generator) -> Selection:
     """Random+StrategyQ: random within class, with ``reference``'s kept count per class."""
     return select_random_per_class(labels, reference.kept_per_class, rng)
 
 
-def select_ccs(scores, labels, budget, num_classes, rng: np.random.Generator, *,
+def select_ccs(scores: ArrayLike, labels: ArrayLike, budget: int, num_classes: int, rng: np.random.Generator, *,
                hard_cutoff: float = 0.1, bins: int = 50) -> Selection:
     """Coverage-centric coreset selection (Zheng et al., ICLR 2023).
 
