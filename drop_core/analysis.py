@@ -25,7 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import stdtr
 
 from drop_core.errors import DropError
 
@@ -182,6 +181,8 @@ def paired_t_test(new: Sequence[float], old: Sequence[float]) -> float:
     d = np.asarray(new, dtype=np.float64) - np.asarray(old, dtype=np.float64)
     if d.ndim != 1 or len(d) < 2:
         raise DropError(f"A paired t-test needs at least 2 paired values. Got {len(np.atleast_1d(d))}.")
+    from scipy.special import stdtr  # here, not at import: scipy.special costs seconds to load on a busy CPU
+
     sd = d.std(ddof=1)
     if sd <= 1e-12 * max(1.0, float(np.abs(d).max())):
         return 0.0 if abs(d.mean()) > 1e-12 else 1.0
