@@ -52,6 +52,8 @@ RESULTS_VERSION = 1
 STAGES = ("data", "query", "score", "final", "runtime")
 DEFAULT_DATASET = "digits"    # measured choice: see the README, "Research backend and CLI"
 SELECTIONS = ("top", "random", "ccs")
+QUERY_SCHEDULES = ("early", "full", "reference")   # where DRoP's recalls come from (docs/drop-method.md)
+CORRECTIONS = ("none", "logit_adjust", "cdbw")       # train on everything and correct instead of pruning
 DEVICES = ("auto", "cpu", "cuda")
 OWNER = "run"                 # the name in validation messages
 
@@ -91,6 +93,8 @@ class RunConfig:
     download: bool = _f("runtime", "download a torchvision dataset into --data-root when missing", bool,
                         default=False)
     data_seed: int = _f("data", "seed of generated datasets (gaussians)", int, default=0, low=0)
+    imbalance: float = _f("data", "long-tail ratio RHO: training class k keeps RHO**(-k/(K-1)) of its samples "
+                          "(CIFAR-10-LT style; 1: none; validation and test untouched)", float, default=1.0, low=1.0)
     model: str | None = _f("final", "model name (see `list models`); default: the preset's model for the dataset",
                            str, choices=MODELS)
     preset: str = _f("final", "hyperparameter preset (see `list presets`)", str, default="cpu", choices=PRESETS)
@@ -128,10 +132,18 @@ class RunConfig:
                                       low=0.0, high=1.0, open_low=True)
     query_inits: int | None = _f("score", "query models averaged for early scorers (full-length scorers train "
                                  "one); each init is cached on its own, so the count is a score field", int, low=1)
+    query_schedule: str = _f("query", "where DRoP's validation recalls come from: early (the scorer's query "
+                             "models, else early ones), full (one full-length query model) or reference (the "
+                             "full-data final model); scores keep the scorer's own schedule", str, default="early",
+                             choices=QUERY_SCHEDULES)
     strength: float = _f("final", "DRoP strength tau: weights (1-r_k)**tau; 1 is the paper, 0 uniform", float,
                          default=1.0, low=0.0, high=1.0)
     min_per_class: int | None = _f("final", "every class keeps at least this many samples (0: the paper)", int,
                                    low=0)
+    correction: str = _f("final", "train the final model on all data and correct instead of pruning: none, "
+                         "logit_adjust (add log d_k of the quoter's class densities to the logits) or cdbw "
+                         "(class weights 1 - validation recall of the previous epoch)", str, default="none",
+                         choices=CORRECTIONS)
     forgetting_never_learned: str = _f("score", "forgetting score of never-learned samples: max (Toneva) or zero "
                                        "(authors' code)", str, default="max", choices=("max", "zero"))
     du_window: int = _f("score", "Dynamic Uncertainty window J", int, default=10, low=3)

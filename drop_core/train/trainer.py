@@ -56,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     record: frozenset[str] = frozenset()        # subset of {"correct", "p_true", "margin"} (per epoch)
     eval_val_every_epoch: bool = False          # query models: needed for best-val-epoch recall
+    cdbw: bool = False                          # CDB-W: class weights 1 - val recall of the previous epoch
 
 
 @dataclass
@@ -67,6 +68,7 @@ class TrainResult:
     per_epoch: dict[str, np.ndarray] = field(default_factory=dict)  # recorded (E, N_subset) arrays
     history: list[dict] = field(default_factory=list)  # per epoch {"epoch", "loss", "train_acc", "val_acc"?, "seconds"}
     seconds: float = 0.0
+    val_confusion: np.ndarray | None = None     # (K, K) val confusion matrix of the epoch val_recall is from
 
 
 def _bad(name: str, expected: str, got: object) -> DropError:
@@ -199,6 +201,7 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
     row = {k: torch.empty(n, dtype=RECORD_DTYPES[k][0], device=dev) for k in want}
     history: list[dict] = []
     best = None   # (val accuracy, epoch, Evaluation)
+    weight = None  # CDB-W class weights (K,): uniform in the first epoch
 
     def emit(event: dict) -> None:
         if progress is not None:
@@ -218,7 +221,7 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
             xb = rt.layout(normalize(xb))
             with rt.autocast():
                 logits = model(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                loss = _loss(logits, yb, cfg.label_smoothing, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -236,10 +239,12 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
         for k in want:
             per_epoch[k][epoch] = row[k].cpu().numpy()
         entry = {"epoch": epoch, "loss": loss_mean, "train_acc": acc}
-        if cfg.eval_val_every_epoch or epoch == epochs - 1:
+        if cfg.eval_val_every_epoch or cfg.cdbw or epoch == epochs - 1:
             ev = evaluate(model, data.x_val, data.y_val, normalize, rt, data.num_classes)
             entry["val_acc"] = ev.accuracy
-            if best is None or ev.accuracy > best[0]:
+            if cfg.cdbw:   # a class without validation samples (NaN recall) keeps weight 1
+                weight = torch.as_tensor(np.nan_to_num(1.0 - ev.recall, nan=1.0), dtype=torch.float32, device=dev)
+            if best is None or ev.accuracy > best[0] or not cfg.eval_val_every_epoch:
                 best = (ev.accuracy, epoch, ev)
         entry["seconds"] = time.perf_counter() - start
         history.append(entry)
@@ -248,7 +253,17 @@ def _train(model: nn.Module, data: Dataset, idx: torch.Tensor, cfg: TrainConfig,
     _, best_epoch, best_eval = best
     return TrainResult(model=model, val_recall=best_eval.recall, val_accuracy=best_eval.accuracy,
                        best_epoch=best_epoch, per_epoch=per_epoch, history=history,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, val_confusion=best_eval.confusion)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, smoothing: float, weight: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy; with CDB-W class ``weight`` each sample counts w_y, normalised by the batch's sum of w_y
+    as ``F.cross_entropy(weight=...)`` does (a batch whose classes all weigh 0 adds 0, never 0/0)."""
+    if weight is None:
+        return F.cross_entropy(logits, y, label_smoothing=smoothing)
+    w = weight[y]
+    per_sample = F.cross_entropy(logits, y, reduction="none", label_smoothing=smoothing)
+    return (w * per_sample).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
 
 
 def predict(model: nn.Module, x: torch.Tensor, data: Dataset, *, device: str | torch.device = "cpu",

@@ -33,7 +33,9 @@ def other_value(name: str, value):
         return (0.3, 0.6) if value != (0.3, 0.6) else (0.4, 0.8)
     if r.kind is int:
         return (value or r.low or 0) + 1
-    hi = 1.0 if r.high is None else r.high
+    if r.high is None:                 # unbounded above (imbalance: [1, inf), default 1)
+        return value * 2 if value else 1.0
+    hi = r.high
     return (value + hi) / 2 if value != hi else value / 2
 
 

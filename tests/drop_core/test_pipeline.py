@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from drop_core import pipeline
-from drop_core.pipeline import lifecycle, query
+from drop_core.pipeline import corrections, query
 from drop_core.cli import main
 from drop_core.data import load_dataset
 from drop_core.errors import DropError
@@ -132,8 +132,8 @@ def test_flip_option_reaches_the_final_model_only(tmp_path, monkeypatch, flip, e
         seen.append(("query" if train_idx is None else "final", data.flip, cfg.augment))
         return real_train(model, data, train_idx, cfg, **kw)
 
-    real_train = lifecycle.train
-    monkeypatch.setattr(lifecycle, "train", spy)
+    real_train = corrections.train
+    monkeypatch.setattr(corrections, "train", spy)
     monkeypatch.setattr(query, "train", spy)
     run(RunConfig(**TINY, flip=flip, augment=True, density=0.5), cache_dir=tmp_path)
     assert seen[-1] == ("final", expected, True)
