@@ -73,7 +73,9 @@ def class_accuracy_chart(df: pd.DataFrame, methods: list[str]) -> alt.LayerChart
         stroke=alt.condition("datum.worst", alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition("datum.worst", alt.value(2), alt.value(0)),
     )
-    worst = base.transform_filter("datum.worst").mark_text(text="▼", dy=-8, color="black")
+    worst = (base.transform_filter("datum.worst")       # above the whisker where there is one
+             .transform_calculate(top="isValid(datum.hi) ? datum.hi : datum.accuracy")
+             .mark_text(text="▼", dy=-8, color="black").encode(y=alt.Y("top:Q", scale=_ACCURACY)))
     layers = [bars, worst]
     if has_ci:
         layers.append(base.transform_filter("isValid(datum.lo) && isValid(datum.hi)")

@@ -28,7 +28,7 @@ def test_class_accuracy_chart_outlines_each_methods_worst_class():
     assert bars["encoding"]["stroke"]["condition"]["test"] == "datum.worst"
     assert bars["encoding"]["color"]["scale"]["domain"] == ["full data", "random", "random+DRoP"]
     assert bars["encoding"]["color"]["scale"]["range"][0] == charts.FULL_DATA_COLOR
-    assert marker["transform"] == [{"filter": "datum.worst"}]
+    assert marker["transform"][0] == {"filter": "datum.worst"} and marker["encoding"]["y"]["field"] == "top"
     assert spec["title"]["subtitle"].startswith("No intervals")
     rows = _datasets(spec)[0]
     assert sum(r["worst"] for r in rows) == 3
