@@ -29,9 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from drop_core import analysis as an  # noqa: E402
+from drop_core.data import load_dataset  # noqa: E402
 from drop_core.errors import DropError  # noqa: E402
 from drop_core.pipeline import RunConfig, run  # noqa: E402
 from drop_core.store import Store  # noqa: E402
@@ -93,6 +95,14 @@ def fmt(stats: dict) -> str:
     return f"{100 * stats['mean']:5.1f} [{100 * stats['min']:5.1f}, {100 * stats['max']:5.1f}]"
 
 
+def wilson_cell(accuracy: float, n_test: int | None) -> str:
+    """The test set's 95% interval around a (seed-mean) accuracy, or n/a without the test count."""
+    if not n_test:
+        return "n/a"
+    lo, hi = an.wilson_interval(accuracy * n_test, n_test)
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}] ({n_test})"
+
+
 def verdict_lines(rows: list[dict], densities: list[float]) -> list[str]:
     """At each density: every X+DRoP against X, then every method against full data, in worst-class accuracy."""
     by = {(r["method"], r["density"]): r for r in rows}
@@ -109,9 +119,21 @@ def verdict_lines(rows: list[dict], densities: list[float]) -> list[str]:
     return lines
 
 
-def _worst_class_count(result) -> int | None:
-    """Test images of the run's worst class, where the result carries its test counts."""
-    return (result.to_dict(indices=False).get("test_counts") or {}).get(result.worst_class)
+def _test_counts(result) -> dict[str, int]:
+    """Test images per class: the result's own ``test_counts``, else counted from the dataset's test split
+    (loaded once; every cell of one benchmark uses the same data)."""
+    counts = result.to_dict(indices=False).get("test_counts")
+    if counts:
+        return counts
+    c = result.config
+    if c["dataset"] not in _COUNTS:
+        data = load_dataset(c["dataset"], root=c.get("data_root"), seed=int(c.get("data_seed") or 0))
+        _COUNTS[c["dataset"]] = dict(zip(data.classes, np.bincount(data.y_test.numpy(),
+                                                                    minlength=data.num_classes).tolist()))
+    return _COUNTS[c["dataset"]]
+
+
+_COUNTS: dict[str, dict[str, int]] = {}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,13 +150,13 @@ def main(argv: list[str] | None = None) -> None:
             r = run(RunConfig.from_dict({**base, **cfg, "seed": seed}), store=store, cache_dir=args.cache_dir)
             per_seed.append({"average_accuracy": r.average_accuracy, "worst_class_accuracy": r.worst_class_accuracy})
             worst[seed] = r.worst_class_accuracy
-            counts.append(_worst_class_count(r))
+            counts.append(_test_counts(r)[r.worst_class])
             secs += sum(r.timings.values())
             print(f"  {method:<12} d={density:<4} seed {seed}: avg {r.average_accuracy:.4f} worst "
                   f"{r.worst_class_accuracy:.4f} ({r.worst_class}) {sum(r.timings.values()):.1f} s"
                   + (" [stored]" if r.reused else ""), file=sys.stderr, flush=True)
         rows.append({"method": method, "density": density, "stats": an.summarize_seeds(per_seed), "secs": secs,
-                     "worst": worst, "n_test": min(counts) if all(counts) else None})
+                     "worst": worst, "n_test": min(counts)})
     resolved = r.config
     print(f"# {resolved['dataset']} / {resolved['model']} / preset {resolved['preset']}: {resolved['epochs']} epochs "
           f"(epoch scaling {'on' if resolved['epoch_scaling'] else 'off'}), query: early {resolved['query_fraction']} "
@@ -143,12 +165,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"device {resolved['device']}, {torch.get_num_threads()} threads; wall {time.perf_counter() - t0:.0f} s")
     print()
-    print("| method | density | average acc % mean [min, max] | worst-class acc % mean [min, max] | run s |")
-    print("|---|---|---|---|---|")
+    print("| method | density | average acc % mean [min, max] | worst-class acc % mean [min, max] "
+          "| worst-class 95% Wilson % (test images) | run s |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         s = row["stats"]
         print(f"| {row['method']} | {row['density']:g} | {fmt(s['average_accuracy'])} | "
-              f"{fmt(s['worst_class_accuracy'])} | {row['secs'] / len(args.seeds):.0f} |")
+              f"{fmt(s['worst_class_accuracy'])} | {wilson_cell(s['worst_class_accuracy']['mean'], row['n_test'])} "
+              f"| {row['secs'] / len(args.seeds):.0f} |")
     print()
     for line in verdict_lines(rows, sorted(args.densities)):
         print(f"- {line}")
