@@ -1,6 +1,7 @@
 """The paper's comparison (Table 2 / Fig. 5 style) at CPU scale: average and worst-class accuracy.
 
-Methods: full data, Random, EL2N, Forgetting, Random+DRoP, EL2N+DRoP at each density, over
+Methods: full data, random, el2n, forgetting, random+DRoP, el2n+DRoP, and the two corrections that
+train on all data (logit adj.: log d_k of DRoP's class densities added to the logits; CDB-W) at each density, over
 several seeds; each cell is mean [min, max] over seeds (the paper's error bands). Method names
 and verdicts come from ``drop_core.analysis``, as in the app and the CLI.
 
@@ -13,7 +14,7 @@ and verdicts come from ``drop_core.analysis``, as in the app and the CLI.
 ``unzip -q ../shared/data/cifar10-jpeg.zip -d /tmp/cifar10``. Runs go through the results
 store (``--store``), so an interrupted benchmark resumes where it stopped and a finished cell
 is never trained twice; query models are shared through the cache. The table and the
-verdicts come last: each X+DRoP against X and each method against full data in worst-class
+verdicts come last: each X+DRoP against X and against each correction, and each method against full data in worst-class
 accuracy at every density, paired by seed (a paired t-test over 3 or more seeds, else the
 difference in test images).
 Epoch scaling is on by default, whatever the preset: the README's measurements show why.
@@ -38,9 +39,12 @@ from drop_core.errors import DropError  # noqa: E402
 from drop_core.pipeline import RunConfig, run  # noqa: E402
 from drop_core.store import Store  # noqa: E402
 
-METHODS = {an.method_name(s, q, 0.5): (s, q)   # name -> (scorer, quoter): random, el2n, ..., el2n+DRoP
-           for s, q in (("random", "none"), ("el2n", "none"), ("forgetting", "none"), ("random", "drop"),
-                        ("el2n", "drop"))}
+_METHOD_CONFIGS = ({"scorer": "random", "quoter": "none"}, {"scorer": "el2n", "quoter": "none"},
+                  {"scorer": "forgetting", "quoter": "none"}, {"scorer": "random", "quoter": "drop"},
+                  {"scorer": "el2n", "quoter": "drop"},
+                  {"scorer": "random", "quoter": "drop", "correction": "logit_adjust"},   # all data, shifted logits
+                  {"scorer": "random", "quoter": "none", "correction": "cdbw"})           # all data, CDB-W weights
+METHODS = {an.config_method_name({**c, "density": 0.5}): c for c in _METHOD_CONFIGS}   # name -> config fields
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,8 +90,7 @@ def cells(args: argparse.Namespace) -> list[tuple[str, float, dict]]:
     out = [] if args.no_full else [(an.FULL_DATA, 1.0, {"scorer": "random", "quoter": "none", "density": 1.0})]
     for d in args.densities:
         for m in args.methods:
-            scorer, quoter = METHODS[m]
-            out.append((m, d, {"scorer": scorer, "quoter": quoter, "density": d}))
+            out.append((m, d, {**METHODS[m], "density": d}))
     return out
 
 
@@ -104,13 +107,16 @@ def wilson_cell(accuracy: float, n_test: int | None) -> str:
 
 
 def verdict_lines(rows: list[dict], densities: list[float]) -> list[str]:
-    """At each density: every X+DRoP against X, then every method against full data, in worst-class accuracy."""
+    """At each density, in worst-class accuracy: every X+DRoP against X and against each correction (is pruning
+    needed for the gain?), then every method against full data."""
     by = {(r["method"], r["density"]): r for r in rows}
     full = next((r for r in rows if r["method"] == an.FULL_DATA), None)
     lines = []
     for d in densities:
         at = [r["method"] for r in rows if r["density"] == d]
         pairs = [(by[(drop, d)], by[(base, d)]) for base, drop in an.drop_pairs(at)]
+        corrected = [m for m in at if m in an.CORRECTION_NAMES.values()]
+        pairs += [(by[(drop, d)], by[(c, d)]) for _, drop in an.drop_pairs(at) for c in corrected]
         pairs += [] if full is None else [(by[(m, d)], full) for m in at]
         for new, old in pairs:
             v = an.compare(new["worst"], old["worst"], new_name=f"{new['method']} (d={d:g})", old_name=old["method"],
