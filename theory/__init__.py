@@ -1,4 +1,5 @@
-"""The paper's two-Gaussian toy model, exact and vectorised (no UI imports)."""
+"""Exact theory, vectorised (no UI imports): the paper's two-Gaussian toy model and a K-class Gaussian mixture."""
+from theory.mixture import GaussianMixture
 from theory.model import TwoGaussians
 
-__all__ = ["TwoGaussians"]
+__all__ = ["GaussianMixture", "TwoGaussians"]

@@ -9,17 +9,26 @@ from drop_core.data._registry import DATASETS
 from drop_core.data.base import Dataset
 from drop_core.data.build import assemble
 from drop_core.data.splits import stratified_split
+from theory.mixture import (
+    GAUSSIANS_CLASSES,
+    GAUSSIANS_DIM,
+    GAUSSIANS_LAYOUT_SEED,
+    GAUSSIANS_SEPARATION,
+    GAUSSIANS_SPREAD,
+    gaussians_dataset_mixture,
+)
 
 DIGITS_TEST_FRACTION = 0.4      # of each class -> original test split (then halved into val / test)
 DIGITS_SPLIT_SEED = 0           # the split is fixed: the same for every run seed
 
-GAUSS_CLASSES = 10
-GAUSS_DIM = 16
+# The mixture itself (means, stds) is defined once in theory.mixture, shared with the Mixture page.
+GAUSS_CLASSES = GAUSSIANS_CLASSES
+GAUSS_DIM = GAUSSIANS_DIM
 GAUSS_TRAIN_PER_CLASS = 300
 GAUSS_TEST_PER_CLASS = 200      # -> 100 validation + 100 test per class
-GAUSS_SEPARATION = 3.0          # distance of every class mean from the origin (means are orthogonal)
-GAUSS_SPREAD = (0.6, 1.6)       # per-class isotropic std, linearly from class 0 (easy) to class K-1 (hard)
-GAUSS_LAYOUT_SEED = 1234        # fixes the class means, so class identities mean the same for every seed
+GAUSS_SEPARATION = GAUSSIANS_SEPARATION   # distance of every class mean from the origin (means are orthogonal)
+GAUSS_SPREAD = GAUSSIANS_SPREAD           # per-class isotropic std, linearly from class 0 (easy) to class K-1 (hard)
+GAUSS_LAYOUT_SEED = GAUSSIANS_LAYOUT_SEED  # fixes the class means, so class identities mean the same for every seed
 
 
 @DATASETS.register("digits", "scikit-learn handwritten digits, 1x8x8, 10 classes, 1078 train (offline default)")
@@ -60,10 +69,8 @@ def load_gaussians(root: Optional[str], download: bool, seed: int) -> Dataset:
     so difficulty grows with the class index. ``seed`` draws the samples. Balanced:
     300 train and 200 original-test samples per class. Features are float32.
     """
-    layout = np.random.default_rng(GAUSS_LAYOUT_SEED)
-    directions, _ = np.linalg.qr(layout.standard_normal((GAUSS_DIM, GAUSS_CLASSES)))
-    means = GAUSS_SEPARATION * directions.T                                    # (K, D), orthogonal rows
-    spreads = gaussian_spreads()
+    mixture = gaussians_dataset_mixture()               # theory.GaussianMixture: the Mixture page's exact model
+    means, spreads = mixture.means, mixture.stds        # (K, D) orthogonal rows, (K,)
     rng = np.random.default_rng(seed)
 
     def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
