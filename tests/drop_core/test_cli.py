@@ -91,6 +91,7 @@ def test_list_names_every_registry_entry(capsys):
             assert f"  {entry.name:<20} {entry.description}" in out
 
 
+@pytest.mark.slow
 def test_module_entry_point_prints_no_traceback():
     done = subprocess.run([sys.executable, "-m", "drop_core", "run", "--scorer", "el2m", "--no-store"],
                           cwd=REPO, capture_output=True, text=True)
@@ -137,6 +138,7 @@ def test_two_identical_runs_at_once_train_once(tmp_path):
     assert len(rows) == 1, rows
 
 
+@pytest.mark.slow
 def test_closed_stdout_is_not_a_traceback(tmp_path):
     cmd = (f"{sys.executable} -m drop_core list | head -c 10 >/dev/null; "
            f"{sys.executable} -m drop_core run {' '.join(TINY)} --no-store --json --seeds 0 1 | head -c 1 >/dev/null")
