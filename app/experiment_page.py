@@ -72,7 +72,11 @@ def settings_ui() -> list[RunConfig] | None:
         )
     with right:
         st.markdown("**Repeats and reference**")
-        n_seeds = st.number_input("Seeds", min_value=1, max_value=5, value=1, key="exp_seeds")
+        n_seeds = st.number_input(
+            "Seeds", min_value=1, max_value=5, value=1, key="exp_seeds",
+            help=f"With {an.MIN_SEEDS} or more, the results say whether DRoP helped ({an.TEST_NAME}); with "
+            "fewer they give the difference in test images and no verdict.",
+        )
         full_data = st.checkbox("Also train on the full data (the reference)", value=True, key="exp_full")
         with st.expander("Advanced"):
             epochs = st.number_input("Final epochs", min_value=1, max_value=1000, value=None,
