@@ -10,7 +10,8 @@ direction u. Along one ray, "class k beats class j" is a quadratic inequality in
 right is a union of intervals found from the 2(K-1) roots, and its chi_p probability is exact (regularised incomplete
 gamma). Only the direction is integrated numerically, and only through its component in the span of the mean
 differences (m <= K-1 dimensions): p = 1 exactly (two directions), m = 1 or p = 2 by a 1024-point angle rule, otherwise
-by 8192 scrambled Sobol directions (fixed seed, common to every prior, so risks at nearby priors differ smoothly).
+by 2**13 (K = 10) to 2**16 (K <= 4) scrambled Sobol directions (fixed seed, common to every prior, so risks at nearby
+priors differ smoothly).
 Accuracy: p = 1, p = 2 and two classes (any p) are within 1e-4 of quadrature; with Sobol directions the error is
 that of a Monte Carlo average over directions, about 1e-3 at p = 3..5 and up to 2e-3 for the hardest classes of the
 16-D `gaussians` mixture (measured against 4 million Monte Carlo points; see tests/theory/test_mixture.py).
@@ -26,8 +27,10 @@ from scipy.stats import chi, qmc
 
 _OWNER = "GaussianMixture"
 ANGLES = 1024            # angle rule for one in-span dimension or p = 2
-SOBOL_DIRECTIONS = 8192  # scrambled Sobol directions otherwise (2**13)
+SOBOL_BUDGET = 1 << 20   # scrambled Sobol directions otherwise: about this many (ray, pair) terms per prior,
+                         # as a power of two from 2**13 (K = 10) to 2**16 (K <= 4)
 RULE_POINTS = 16384      # Sobol points per class for rule_risks (2**14)
+ASCENT_STEP = 2.0        # first step of the minimax ascent, in log-prior units per unit relative risk
 _CHUNK = 1 << 16         # (prior vectors x directions) evaluated at once, to bound memory
 
 # The `gaussians` dataset of drop_core.data.embedded: orthogonal class means at distance SEPARATION from the origin,
@@ -156,7 +159,7 @@ class GaussianMixture:
         The Bayes risk V(pi) = sum_k pi_k R_k(pi) is concave with gradient R(pi), and its maximiser equalises the
         class risks (the minimax rule). Mirror ascent pi <- pi exp(eta_t R(pi)) / Z with decreasing eta_t converges
         (a fixed step oscillates); it runs on a coarse direction set first, then on the full one, and stops once
-        max_k R_k - V, an upper bound on the distance to the optimum, is below 2e-4.
+        max_k R_k - V, which bounds how far the worst-class risk is above the optimum, is below 2e-4.
         """
         return self._worst_class_priors
 
@@ -170,25 +173,26 @@ class GaussianMixture:
         return priors, float(self._risks(log_p[None], self._directions)[0].max())
 
     def _ascend(self, log_p: np.ndarray, dirs: tuple[np.ndarray, np.ndarray], steps: int) -> np.ndarray:
-        """Mirror ascent on V(pi) from ``log_p``; returns the iterate with the smallest worst-class risk.
+        """Mirror ascent on V(pi) from ``log_p`` with decreasing steps; returns the best iterate.
 
-        The step is eta_t (R - V) / V in log pi, eta_t = min(1 / sqrt(1 + t), the last eta), halved whenever the
-        worst-class risk rises (an overshoot), so the steps decrease and the iterates settle.
+        A step moves log pi by eta (R - V) / V (the gradient R of V, relative to V, minus a constant). A step that
+        does not lower the worst-class risk is rejected and eta halved, so the steps only decrease and the iterates
+        cannot oscillate around the optimum the way a fixed step does.
         """
         r = self._risks(log_p[None], dirs)[0]
-        best, best_worst, eta = log_p, r.max(), 1.0
-        for t in range(steps):
+        eta = ASCENT_STEP
+        for _ in range(steps):
             value = float(np.exp(log_p) @ r)
             if r.max() - value < 2e-4 or value <= 0:
                 break
-            log_p = log_p + min(eta, 1.0 / np.sqrt(1.0 + t)) * (r - value) / value
-            log_p = log_p - np.logaddexp.reduce(log_p)
-            r = self._risks(log_p[None], dirs)[0]
-            if r.max() < best_worst:
-                best, best_worst = log_p, r.max()
+            cand = log_p + eta * (r - value) / value
+            cand = cand - np.logaddexp.reduce(cand)
+            r_cand = self._risks(cand[None], dirs)[0]
+            if r_cand.max() < r.max():
+                log_p, r = cand, r_cand
             else:
-                eta = min(eta, 1.0 / np.sqrt(1.0 + t)) / 2
-        return best
+                eta /= 2
+        return log_p
 
     @cached_property
     def _basis(self) -> np.ndarray:
@@ -218,13 +222,18 @@ class GaussianMixture:
         rest = chi.ppf(u[:, m], p - m) if p > m else np.zeros(n_sobol)
         return g / np.sqrt((g**2).sum(1) + rest**2)[:, None], np.full(n_sobol, 1.0 / n_sobol)
 
+    @property
+    def _sobol_directions(self) -> int:
+        k = self.num_classes
+        return 2 ** int(np.clip(np.floor(np.log2(SOBOL_BUDGET / (k * (k - 1)))), 13, 16))
+
     @cached_property
     def _directions(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._make_directions(ANGLES, SOBOL_DIRECTIONS)
+        return self._make_directions(ANGLES, self._sobol_directions)
 
     @cached_property
     def _coarse_directions(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._make_directions(ANGLES // 4, SOBOL_DIRECTIONS // 8)
+        return self._make_directions(ANGLES // 4, self._sobol_directions // 8)
 
     @cached_property
     def _pair_terms(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
