@@ -7,6 +7,7 @@ a pruning slider never re-runs it.
 from __future__ import annotations
 
 from dataclasses import fields
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -116,9 +117,10 @@ def _threshold_text(t: float) -> str:
 def metrics_ui(ex: Exploration) -> None:
     """The worst-class risk of each rule, live, with its threshold, kept fraction and class-0 prior."""
     st.markdown("**Worst-class risk of each rule** (lower is better; the change is against the full data)")
-    full = ex.rule("Full data")["worst_class_risk"]
-    cols = st.columns(len(ex.rules))
-    for col, row in zip(cols, ex.rules.itertuples()):
+    rows = ex.rules.to_dict("records")
+    full = next(r["worst_class_risk"] for r in rows if r["rule"] == "Full data")
+    cols = st.columns(len(rows))
+    for col, row in zip(cols, (SimpleNamespace(**r) for r in rows)):
         change = row.worst_class_risk - full
         delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
         col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
@@ -127,8 +129,8 @@ def metrics_ui(ex: Exploration) -> None:
 
 def densities_ui(ex: Exploration, margin: float) -> None:
     st.subheader("1 · Two classes, one threshold")
-    st.altair_chart(charts.class_density_chart(ex.curves, ex.bands, ex.rules), width="stretch")
-    removed = ex.bands.set_index("class")["removed"]
+    st.vega_lite_chart(charts.class_density_chart(ex.curves, ex.bands, ex.rules), width="stretch")
+    removed = dict(zip(ex.bands["class"], ex.bands["removed"]))
     st.markdown(
         "Each hill is one class, its area equal to its prior; a rule *t* predicts class 1 right of *t*. "
         "The full-data rule sits where the two hills cross (Eq. 3), not where both classes err equally, so one "
@@ -139,8 +141,8 @@ def densities_ui(ex: Exploration, margin: float) -> None:
 
 def ratio_ui(ex: Exploration) -> None:
     st.subheader("2 · Random pruning only changes the priors")
-    st.altair_chart(charts.ratio_risk_chart(ex.ratio, ex.ratio_marks), width="stretch")
-    best = ex.ratio_marks.set_index("rule").loc["Worst-class optimum", "ratio"]
+    st.vega_lite_chart(charts.ratio_risk_chart(ex.ratio, ex.ratio_marks), width="stretch")
+    best = dict(zip(ex.ratio_marks["rule"], ex.ratio_marks["ratio"]))["Worst-class optimum"]
     st.markdown(
         "Pruning a class at random keeps its hill's shape and only rescales the priors, so only the ratio "
         "d0/d1 matters. Pruning a class more moves *t* towards it: its risk rises and the other class's falls. "
@@ -151,7 +153,7 @@ def ratio_ui(ex: Exploration) -> None:
 
 def density_ui(ex: Exploration, density: float) -> None:
     st.subheader("3 · Pruning methods against the overall density")
-    st.altair_chart(charts.density_risk_chart(ex.density, density), width="stretch")
+    st.vega_lite_chart(charts.density_risk_chart(ex.density, density), width="stretch")
     st.markdown(
         "Random pruning keeps the priors, so its risks never change. The optimum reaches the worst-class "
         "prior once enough data is pruned; toy DRoP sets densities proportional to the full-data class errors, "
@@ -172,7 +174,7 @@ def finite_sample_ui(ex: Exploration, values: dict[str, float | int]) -> None:
     st.subheader("4 · Finite samples against the exact curves")
     keys = ("mu0", "mu1", "sigma0", "sigma1", "prior0", "n", "repeats", "seed")
     summary = simulation_summary(*(values[k] for k in keys))
-    st.altair_chart(charts.finite_sample_chart(summary, ex.density), width="stretch")
+    st.vega_lite_chart(charts.finite_sample_chart(summary, ex.density), width="stretch")
     st.markdown(
         f"Each repeat draws {values['n']} points, prunes them (SSP by distance to its class's sample mean, DRoP "
         "with the class errors of a threshold fitted on all points) and fits *t* by exact empirical risk "

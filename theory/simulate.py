@@ -129,13 +129,16 @@ def simulate(
             else:
                 quota = np.rint(per_class[method] * size).astype(int)      # (R, 2)
                 keep = within_rank < np.where(y, quota[:, 1:], quota[:, :1])
-            t = _erm_sorted(x, y, keep)
-            rows.append(pd.DataFrame({
-                "method": method, "density": d, "repeat": np.arange(repeats), "kept": keep.sum(1),
-                "kept_class0": (keep & ~y).sum(1), "kept_class1": (keep & y).sum(1), "threshold": t,
-                **risk_columns(g, t, p),
-            }))
-    return pd.concat(rows, ignore_index=True)
+            rows.append((method, d, keep.sum(1), (keep & ~y).sum(1), (keep & y).sum(1), _erm_sorted(x, y, keep)))
+    # one frame at the end (a frame per method and density cost more than the fits themselves)
+    method, density, kept, kept0, kept1, t = zip(*rows)
+    t = np.concatenate(t)
+    return pd.DataFrame({
+        "method": np.repeat(method, repeats), "density": np.repeat(density, repeats),
+        "repeat": np.tile(np.arange(repeats), len(rows)), "kept": np.concatenate(kept),
+        "kept_class0": np.concatenate(kept0), "kept_class1": np.concatenate(kept1), "threshold": t,
+        **risk_columns(g, t, p),
+    })
 
 
 def summarize_simulation(sim: pd.DataFrame) -> pd.DataFrame:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import altair as alt
 import numpy as np
 import pytest
+from altair.utils.schemapi import validate_jsonschema
+from altair.vegalite.v6.schema.core import load_schema
 from streamlit.testing.v1 import AppTest
 
 from app import theory_charts as charts
@@ -30,6 +31,10 @@ def shown_numbers(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def chart_protos(at: AppTest) -> list:
+    return [c.proto for c in at.get("vega_lite_chart")]
+
+
 # ---------------------------------------------------------------- the page, driven by AppTest
 def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
     at = app_test()
@@ -42,9 +47,15 @@ def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
     expected = explore(ExplorerParams(sigma1=2.5)).rule("Full data")["worst_class_risk"]
     assert after["Full data"] == f"{expected:.3f}"
     assert at.query_params["sigma1"] == "2.5"
+    specs = [c.spec for c in chart_protos(at)]
+    data = [{d.name: d.data.data for d in c.datasets} for c in chart_protos(at)]
     at.slider(key="density").set_value(0.95).run()
     assert shown_numbers(at)["Toy DRoP"] != after["Toy DRoP"]
     assert shown_numbers(at)["Full data"] == after["Full data"]
+    # the fast path in the browser: same spec text, only the datasets that depend on the density change
+    assert [c.spec for c in chart_protos(at)] == specs
+    moved = [{d.name for d in c.datasets if d.data.data != data[i][d.name]} for i, c in enumerate(chart_protos(at))]
+    assert moved == [{"thresholds"}, {"marks"}, {"current"}, set()]
 
 
 def test_url_sets_the_sliders_and_rejected_values_are_reported() -> None:
@@ -97,11 +108,20 @@ def test_slider_round_off_does_not_leak_into_the_url() -> None:
 
 
 # ---------------------------------------------------------------- charts
-def chart_json_round_trip(chart: alt.TopLevelMixin) -> dict:
-    spec = chart.to_dict()
-    text = json.dumps(spec, allow_nan=False)
-    assert type(chart).from_dict(json.loads(text)).to_dict() == spec
-    return spec
+VEGA_LITE = load_schema()
+
+
+def valid_json_spec(spec: dict) -> dict:
+    """The spec as the browser gets it (datasets as rows), checked against the Vega-Lite schema."""
+    plain = json.loads(charts.to_json(spec))
+    validate_jsonschema(plain, VEGA_LITE)
+    return plain
+
+
+def all_charts(params: ExplorerParams, summary) -> list[dict]:
+    ex = explore(params)
+    return [charts.class_density_chart(ex.curves, ex.bands, ex.rules), charts.ratio_risk_chart(ex.ratio, ex.ratio_marks),
+            charts.density_risk_chart(ex.density, params.density), charts.finite_sample_chart(summary, ex.density)]
 
 
 def preset_exploration(name: str) -> tuple[ExplorerParams, object]:
@@ -109,21 +129,40 @@ def preset_exploration(name: str) -> tuple[ExplorerParams, object]:
     return params, explore(params)
 
 
-def test_charts_serialise_with_a_trivial_rule_off_the_chart() -> None:
+def test_charts_are_valid_vega_lite_with_a_trivial_rule_off_the_chart() -> None:
     params, ex = preset_exploration("Toy DRoP overshoots")
     summary = summarize_simulation(simulate(params.model(), params.prior0, 60, np.array([0.5, 1.0]), repeats=2, seed=0))
-    spec = chart_json_round_trip(charts.class_density_chart(ex.curves, ex.bands, ex.rules))
-    assert spec["title"]["subtitle"] == "Off the chart — Toy DRoP: t = −∞ (always class 1)"
-    chart_json_round_trip(charts.ratio_risk_chart(ex.ratio, ex.ratio_marks))
-    chart_json_round_trip(charts.density_risk_chart(ex.density, params.density))
-    chart_json_round_trip(charts.finite_sample_chart(summary, ex.density))
+    density, ratio, sweep, finite = (valid_json_spec(s) for s in all_charts(params, summary))
+    assert density["title"]["subtitle"] == "Off the chart — Toy DRoP: t = −∞ (always class 1)"
+    assert "Toy DRoP" not in {r["rule"] for r in density["datasets"]["thresholds"]}
+    assert len(ratio["datasets"]["ratio"]) == len(ex.ratio)      # one row per ratio; the browser folds the risks
+    assert ratio["layer"][0]["transform"][0]["fold"] == ["class 0", "class 1", "average", "worst class"]
+    assert [r["worst class"] for r in ratio["datasets"]["ratio"]] == ex.ratio["worst_class_risk"].tolist()
+    assert sweep["datasets"]["current"] == [{"density": params.density}]
+    rows = finite["datasets"]["finite"]
+    assert {r["metric"] for r in rows} == {"worst_class_risk", "average_risk"} and len(rows) == 2 * 4 * 2
+    assert [p["layer"][1]["transform"] for p in finite["hconcat"]] == [
+        [{"filter": {"field": "metric", "equal": m}}] for m in ("worst_class_risk", "average_risk")]
 
 
 def test_class_density_chart_without_infinite_rules_has_no_subtitle() -> None:
     _, ex = preset_exploration("Hard class needs more data")
-    spec = charts.class_density_chart(ex.curves, ex.bands, ex.rules).to_dict()
+    spec = charts.class_density_chart(ex.curves, ex.bands, ex.rules)
     assert spec["title"]["subtitle"] == ""
-    assert len(spec["layer"]) == 3
+    assert len(spec["layer"]) == 3 and spec["datasets"]["thresholds"].num_rows == 5
+
+
+def test_a_slider_move_changes_only_chart_data_not_the_spec() -> None:
+    """Streamlit's front end redraws a chart in place when its spec text is unchanged, instead of rebuilding it."""
+    g = ExplorerParams()
+    summary = summarize_simulation(simulate(g.model(), g.prior0, 60, np.array([0.5, 1.0]), repeats=2, seed=0))
+    def without_data(spec: dict) -> dict:
+        return {k: v for k, v in json.loads(charts.to_json(spec)).items() if k != "datasets"}
+    before = all_charts(g, summary)
+    for moved in (ExplorerParams(sigma1=2.0, prior0=0.3), ExplorerParams(d0=0.5, density=0.7, margin=1.0)):
+        after = all_charts(moved, summary)
+        assert [without_data(s) for s in after] == [without_data(s) for s in before]
+        assert after[0]["datasets"]["thresholds"] != before[0]["datasets"]["thresholds"]
 
 
 # ---------------------------------------------------------------- presets show what they say

@@ -1,0 +1,286 @@
+"""Slider latency of the Theory pages in a real browser: release an arrow key, wait for new numbers and charts.
+
+    .venv/bin/python bench/page_latency.py                    # 48 timed presses per page
+    .venv/bin/python bench/page_latency.py --presses 96 --baseline HEAD~3
+
+Starts ``streamlit run streamlit_app.py`` headless and drives Debian's Chromium (``/usr/bin/chromium``)
+through Playwright, as ``tests/app/test_browser.py`` does. On each Theory page (Toy model at ``/``, the
+Mixture page at ``/mixture`` when the app has one) it focuses a slider thumb and presses an arrow key, as a
+keyboard user does; the sliders take turns, each walking one step per turn towards its farther bound, so
+every value is new (no cache hit flatters the figure). A press is timed in the page itself, from the key's
+``keydown`` event (the slider commits its value on it; ``keyup`` follows at once) to the last frame that
+changed the main area: new text, a chart redrawn (SVG, or a canvas for large data), or Streamlit's script state returning to
+``notRunning``, whichever is last, once nothing has changed for ``--quiet`` ms. A press that makes the app
+rerun twice therefore counts both reruns. ``--baseline REV`` also serves the app as it was at git revision
+REV (``git archive``) and alternates presses between the two servers, so both see the same machine load.
+The median and maximum per page are printed last.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+PAGES = {"Toy model": "/", "Mixture": "/mixture"}
+
+# Installed before any page script: timestamps of the main area's DOM changes, canvas draws and script-state
+# changes after the bench arms it. Vega draws small charts as SVG (DOM changes) and large ones on a canvas (no DOM change, hence the canvas hook).
+PROBE = """
+(() => {
+  const P = window.__lat = {armed: false};
+  const main = () => document.querySelector('[data-testid="stMain"]');
+  const app = () => document.querySelector('[data-testid="stApp"]');
+  P.state = () => app()?.getAttribute('data-test-script-state');
+  P.text = () => main()?.textContent ?? '';
+  P.arm = () => {
+    Object.assign(P, {armed: true, t0: null, last: null, changedAt: null, startedAt: null, finishedAt: null, runs: 0,
+                      before: P.text()});
+    return P.state();
+  };
+  const touch = () => {
+    if (!P.armed || P.t0 === null) return;
+    const now = performance.now();
+    P.last = now;
+    requestAnimationFrame(() => { P.last = Math.max(P.last, performance.now()); });
+  };
+  document.addEventListener('keydown', e => { if (P.armed && P.t0 === null) P.t0 = e.timeStamp; }, true);
+  for (const name of ['clearRect', 'fillRect', 'stroke', 'fill']) {
+    const original = CanvasRenderingContext2D.prototype[name];
+    CanvasRenderingContext2D.prototype[name] = function (...args) { touch(); return original.apply(this, args); };
+  }
+  new MutationObserver(records => {
+    if (!P.armed || P.t0 === null) return;
+    const m = main();
+    let relevant = false;
+    for (const r of records) {
+      if (r.target === app() && r.attributeName === 'data-test-script-state') {
+        relevant = true;
+        if (P.state() === 'running') { P.runs += 1; P.startedAt ??= performance.now(); }
+        if (P.state() === 'notRunning') P.finishedAt = performance.now();
+      } else if (m && m.contains(r.target)) {
+        relevant = true;
+      }
+    }
+    if (!relevant) return;
+    touch();
+    if (P.changedAt === null && P.text() !== P.before) P.changedAt = performance.now();
+  }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  P.settled = (quiet) => P.t0 !== null && P.last !== null && P.state() === 'notRunning'
+    && performance.now() - P.last >= quiet;
+  P.result = () => ({ms: P.last - P.t0, changed: P.changedAt !== null, runs: P.runs, started: P.startedAt - P.t0,
+                     text: P.changedAt - P.t0, finished: P.finishedAt - P.t0});
+})();
+"""
+
+
+def cpu_ms(roots: list[int]) -> float:
+    """CPU time (user + system, ms) used so far by the processes ``roots`` and all their descendants (Linux /proc)."""
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(stat.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))   # ppid, utime + stime
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, (0, 0))[1]
+        todo.extend(children.get(pid, []))
+    return 1000.0 * total / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(parent: int) -> list[int]:
+    """The direct children of process ``parent``."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                out.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def serve(tree: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """``streamlit run`` the app in ``tree`` on a free port; returns the process and its URL once healthy."""
+    port = free_port()
+    env = {**os.environ, "DROP_STORE": str(log.parent / "runs.sqlite"), "DROP_CACHE": str(log.parent / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+             "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not answer at {url} within 90 s")
+
+
+def serves(tree: Path, path: str) -> bool:
+    """Whether the app in ``tree`` has the page at ``path`` (Streamlit shows an unknown path's default page)."""
+    return path == "/" or (tree / "app" / f"{path.strip('/')}_page.py").exists()
+
+
+@dataclass
+class Target:
+    """One page of one server, open in its own browser tab, with its sliders' walking directions."""
+
+    name: str
+    page: object
+    sliders: list = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    presses: list[dict] = field(default_factory=list)
+    server: int = 0          # pid of the streamlit process serving this page
+
+
+def open_target(browser, name: str, url: str, server: int) -> Target:
+    page = browser.new_page(viewport={"width": 1400, "height": 3200})
+    page.set_default_timeout(90_000)
+    page.add_init_script(PROBE)
+    page.goto(url)
+    page.wait_for_function("() => window.__lat && window.__lat.state() === 'notRunning'"
+                           " && document.querySelectorAll('[data-testid=\"stMain\"] .vega-embed svg, [data-testid=\"stMain\"] .vega-embed canvas').length > 0")
+    page.wait_for_timeout(1500)
+    thumbs = page.locator('[data-testid="stSlider"] input[type="range"]')   # the thumb's focusable input
+    target = Target(name, page, server=server)
+    for i in range(thumbs.count()):
+        thumb = thumbs.nth(i)
+        lo, hi = (float(thumb.get_attribute(a)) for a in ("min", "max"))
+        now = float(thumb.input_value())
+        target.sliders.append(thumb)
+        target.keys.append("ArrowRight" if hi - now >= now - lo else "ArrowLeft")
+    if not target.sliders:
+        raise RuntimeError(f"{name}: no slider found at {url}")
+    return target
+
+
+def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dict:
+    """Press the arrow key on slider ``i`` (round robin) and wait until the page has settled; the timing.
+
+    Also the CPU time the server and the browser spent meanwhile (the load-independent part of the figure).
+    """
+    k = i % len(target.sliders)
+    thumb = target.sliders[k]
+    thumb.focus()
+    target.page.evaluate("() => window.__lat.arm()")
+    server, browser = cpu_ms([target.server]), cpu_ms(browser_pids)
+    thumb.press(target.keys[k])
+    target.page.wait_for_function(f"() => window.__lat.settled({quiet_ms})", polling=50, timeout=30_000)
+    result = target.page.evaluate("() => window.__lat.result()")
+    result["server_cpu"], result["browser_cpu"] = cpu_ms([target.server]) - server, cpu_ms(browser_pids) - browser
+    result["slider"] = thumb.get_attribute("aria-label")
+    return result
+
+
+def summary(name: str, presses: list[dict]) -> str:
+    ms = [p["ms"] for p in presses]
+    changed = sum(p["changed"] for p in presses)
+    double = sum(p["runs"] > 1 for p in presses)
+    cpu = {k: statistics.median(p[k] for p in presses) for k in ("server_cpu", "browser_cpu")}
+    return (f"{name}: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms over {len(ms)} presses "
+            f"(p90 {sorted(ms)[int(0.9 * (len(ms) - 1))]:.0f} ms; median CPU per press: server {cpu['server_cpu']:.0f} ms, "
+            f"browser {cpu['browser_cpu']:.0f} ms; new text on {changed}, rerun twice on {double})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presses", type=int, default=48, help="timed presses per page (after 3 warm-up presses)")
+    p.add_argument("--quiet", type=int, default=700, help="ms without any change that count as settled")
+    p.add_argument("--baseline", metavar="REV", help="also time the app at this git revision, presses alternating")
+    args = p.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    import streamlit
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    print(f"# {platform.node()}: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"# Python {platform.python_version()}, Streamlit {streamlit.__version__}, {chromium}")
+    print(f"# {args.presses} timed presses per page after 3 warm-up ones; settled = {args.quiet} ms without change")
+
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        tmp = Path(tmp)
+        trees = {"ours": ROOT}
+        if args.baseline:
+            base = tmp / "baseline"
+            base.mkdir()
+            archive = subprocess.run(["git", "archive", args.baseline], cwd=ROOT, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+            trees = {f"baseline {args.baseline}": base, **trees}
+        servers = {}
+        try:
+            for label, tree in trees.items():
+                (tmp / label).mkdir()
+                servers[label] = serve(tree, tmp / label / "streamlit.log")
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            # Playwright's driver and the Chromium processes under it: every child of this process but the servers
+            browser_pids = [pid for pid in child_pids(os.getpid()) if pid not in {p.pid for p, _ in servers.values()}]
+            lines = []
+            for page_name, path in PAGES.items():
+                targets = [open_target(browser, f"{page_name} [{label}]", url + path, proc.pid)
+                           for label, (proc, url) in servers.items() if serves(trees[label], path)]
+                if not targets:
+                    print(f"# {page_name} ({path}): not in this app, skipped")
+                    continue
+                for i in range(3 + args.presses):
+                    for target in targets:
+                        result = press(target, i, args.quiet, browser_pids)
+                        if i >= 3:
+                            target.presses.append(result)
+                for target in targets:
+                    ms = " ".join(f"{r['ms']:.0f}" for r in target.presses)
+                    print(f"# {target.name} per press (ms): {ms}")
+                    lines.append(summary(target.name, target.presses))
+                    target.page.close()
+            browser.close()
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
