@@ -195,11 +195,11 @@ def outcome_ui(job: jobs.Job) -> None:
 def store_active_elsewhere(job: jobs.Job | None) -> int:
     """Queued or running runs in the store that are not this session's job (e.g. after a page reload)."""
     store = resources.store()
+    jobs.mark_orphans(store)                         # runs of a dead worker read as interrupted, not active
     runs = store.list_runs()
     if runs.empty:
         return 0
-    orphans = jobs.mark_orphans(store, tuple(runs.loc[runs["status"] == "queued", "id"].astype(int)))
-    active = runs[runs["status"].isin(ACTIVE_STATUSES) & ~runs["id"].isin(orphans)]
+    active = runs[runs["status"].isin(ACTIVE_STATUSES)]
     return int((~active["id"].isin(job.run_ids if job else ())).sum())
 
 

@@ -6,6 +6,11 @@ of a thread (training needs the cores and must outlive a page rerun). The page c
 ``session_state``; the worker (``python -m app.worker``) never calls ``st.*``: it writes progress
 events and results to the store and watches the store's cancel flag. A fragment polls
 :func:`progress`.
+
+The run rows carry the lifecycle (see :mod:`drop_core.store`): the worker's pid is recorded on its
+queued runs at start (:meth:`Store.assign_worker`), so a worker that dies leaves them ``interrupted``,
+not queued forever; a session that joins an identical active run counts in its ``followers``
+column, so the session that queued it does not cancel it from under the other.
 """
 from __future__ import annotations
 
@@ -17,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drop_core.pipeline import RunConfig, resolve, run_key
-from drop_core.store import Store, process_alive
+from drop_core.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = ("finished", "failed", "cancelled", "interrupted")
-JOINED = "joined"    # event stage marking a run another session follows: its own session's Cancel spares it
 
 # Where each pipeline stage sits in a run, as a fraction of the run (rough: query and final
 # training dominate). Epoch events move the estimate within a stage.
@@ -70,8 +74,10 @@ class JobProgress:
 def submit(store: Store, configs: list[RunConfig]) -> Job:
     """Queue the runs of ``configs`` not already in the store and start one worker for them.
 
-    Raises DropError for an invalid config (before anything is queued). A config whose identical run is finished is reused, one that is queued or running (in any
-    session) is joined; so repeating a click never trains the same thing twice.
+    Raises DropError for an invalid config (before anything is queued). A config whose identical run
+    is finished is reused, one that is queued or running (in any session, the CLI or a sweep) is
+    joined as a follower; so repeating a click never trains the same thing twice. The worker's pid
+    goes on the queued rows at once, so they end ``interrupted`` if it dies before running them.
     """
     resolved = [resolve(c)[0] for c in configs]   # rows show the model and hyperparameters actually used
     run_ids: list[int] = []
@@ -79,19 +85,19 @@ def submit(store: Store, configs: list[RunConfig]) -> Job:
     reused: list[int] = []
     joined: list[int] = []
     for config in resolved:
-        rid, state = store.claim_run(config.to_dict(), run_key(config))
+        rid, state = store.claim_run(config.to_dict(), run_key(config), follow=True)
         if state == "finished":
             reused.append(rid)
         elif state == "active":
             joined.append(rid)
-            store.add_event(rid, {"stage": JOINED, "message": "another session follows this run"})
         else:
             queued.append(rid)
         run_ids.append(rid)
     if queued:
         pid = start_worker(store.path, queued)
+        store.assign_worker(queued, pid)
         for rid in queued:
-            store.add_event(rid, {"stage": "queued", "pid": pid, "message": "waiting for the worker"})
+            store.add_event(rid, {"stage": "queued", "message": f"waiting for the worker (pid {pid})"})
     return Job(tuple(run_ids), tuple(queued), tuple(reused), tuple(joined))
 
 
@@ -125,48 +131,39 @@ def cancel(store: Store, job: Job) -> list[int]:
     """Ask this job's own unfinished runs to stop; returns the runs left running because they are shared.
 
     A queued run is cancelled at once, a running one at its next training step (the pipeline marks
-    it ``cancelled``). Runs this job joined belong to another session, and runs another session
-    joined are still wanted there: both are left to finish.
+    it ``cancelled``). A run with followers (another session, or a CLI run waiting for it) is still
+    wanted there and is left to finish. The runs this job joined lose this job as a follower, so
+    their own session may cancel them.
     """
+    for rid in job.joined:
+        if store.get_run(rid)["status"] not in TERMINAL:
+            store.unfollow(rid)
     shared = []
     for rid in job.queued:
-        if store.get_run(rid)["status"] in TERMINAL:
+        run = store.get_run(rid)
+        if run["status"] in TERMINAL:
             continue
-        if any(e.get("stage") == JOINED for e in store.events(rid)):
+        if run["followers"] > 0:
             shared.append(rid)
         else:
             store.request_cancel(rid)
     return shared
 
 
-def mark_orphans(store: Store, run_ids: tuple[int, ...]) -> list[int]:
-    """Mark queued runs whose worker is gone as ``interrupted`` (the store does this for running ones);
-    returns the runs it marked."""
+def mark_orphans(store: Store) -> list[int]:
+    """Collect this server's exited workers (a zombie's pid still reads as alive), then let the store mark
+    active runs whose process is gone as ``interrupted``; returns the runs it marked."""
     reap()
-    marked = []
-    for rid in run_ids:
-        if store.get_run(rid)["status"] != "queued":
-            continue
-        event = store.latest_event(rid)
-        pid = (event or {}).get("pid")
-        if pid is not None and not process_alive(int(pid)):
-            store.set_status(rid, "interrupted", error="the worker process ended before starting this run")
-            marked.append(rid)
-    return marked
+    return store.mark_interrupted()
 
 
 def progress(store: Store, job: Job, *, now: dt.datetime | None = None) -> JobProgress:
-    """Read the job's runs and latest events from the store and summarise them."""
-    mark_orphans(store, job.run_ids)
+    """Read the job's runs and latest stage events (warnings skipped) from the store and summarise them."""
+    mark_orphans(store)
     runs = [store.get_run(rid) for rid in job.run_ids]
-    events = [None if r["status"] in TERMINAL else _latest_stage_event(store, r["id"]) for r in runs]
+    events = [None if r["status"] in TERMINAL else store.latest_event(r["id"], stages=STAGE_SPAN) for r in runs]
     timed = set(job.run_ids) - set(job.reused)
-    return summarize(runs, events, now or dt.datetime.now(dt.timezone.utc), timed=timed)
-
-
-def _latest_stage_event(store: Store, run_id: int) -> dict | None:
-    """The newest event of a pipeline stage (skipping e.g. warnings), or None."""
-    return next((e for e in reversed(store.events(run_id)) if e.get("stage") in STAGE_SPAN), None)
+    return summarize(runs, events, now or dt.datetime.now(dt.UTC), timed=timed)
 
 
 def run_fraction(status: str, event: dict | None) -> float:

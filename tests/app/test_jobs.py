@@ -1,17 +1,20 @@
 """Background jobs: the progress summary, and real tiny jobs through the worker process."""
 import datetime as dt
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from app import jobs
 from app.plan import comparison_configs
 from drop_core.pipeline import RunConfig
-from drop_core.store import Store
+from drop_core.store import Store, process_alive
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+TINY = RunConfig(dataset="gaussians", preset="cpu", epochs=4, device="cpu", query_inits=1)
 
 
 def _run(rid, status, started=None, finished=None):
@@ -47,16 +50,56 @@ def test_summarize_of_a_finished_job_stops_the_clock_and_ignores_reused_runs():
     assert (p.active, p.done, p.fraction, p.eta, p.elapsed) == (False, 3, 1.0, None, 12.0)
 
 
-def test_a_queued_run_whose_worker_died_is_marked_interrupted(tmp_path):
+def _zombie(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until ``proc`` has exited but is not reaped (its pid still answers ``kill 0``)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1][0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see a zombie")
+def test_queued_runs_of_a_worker_that_died_are_interrupted_once_it_is_reaped(tmp_path):
     store = Store(tmp_path / "s.sqlite")
-    rid = store.create_run({"dataset": "gaussians"}, "k", status="queued")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    store.add_event(rid, {"stage": "queued", "pid": dead.pid, "message": "waiting"})
-    assert jobs.mark_orphans(store, (rid,)) == [rid]
-    assert jobs.mark_orphans(store, (rid,)) == []          # already marked
+    rid, state = store.claim_run({"dataset": "gaussians"}, "k")
+    assert state == "created" and store.get_run(rid)["status"] == "queued"
+    worker = subprocess.Popen([sys.executable, "-c", "pass"])
+    jobs._children.append(worker)                    # as start_worker keeps it
+    store.assign_worker([rid], worker.pid)
+    _zombie(worker)
+    assert process_alive(worker.pid)                 # unreaped, the dead worker still looks alive
+    assert jobs.mark_orphans(store) == [rid]
+    assert jobs.mark_orphans(store) == []            # already marked
     run = store.get_run(rid)
-    assert run["status"] == "interrupted" and "worker" in run["error"]
+    assert run["status"] == "interrupted" and "ended without finishing" in run["error"]
+
+
+def test_submit_records_the_worker_pid_on_its_queued_runs_and_joins_active_ones(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.sqlite")
+    monkeypatch.setattr(jobs, "start_worker", lambda path, run_ids: os.getpid())   # a live "worker": this process
+    configs = comparison_configs(TINY, scorers=["random"], quoters=["none"], densities=[0.5], seeds=[0, 1],
+                                 full_data=False)
+    job = jobs.submit(store, configs)
+    assert len(job.queued) == 2 and all(store.get_run(r)["pid"] == os.getpid() for r in job.queued)
+    assert all(store.get_run(r)["followers"] == 0 for r in job.queued)
+    other = jobs.submit(store, configs[:1])          # a second session asks for the first run
+    assert other.joined == job.queued[:1] and other.queued == ()
+    assert store.get_run(job.queued[0])["followers"] == 1
+    assert jobs.cancel(store, job) == [job.queued[0]]                 # followed: spared
+    assert store.get_run(job.queued[1])["status"] == "cancelled"
+    assert jobs.cancel(store, other) == []                            # the follower gives it up ...
+    assert store.get_run(job.queued[0])["followers"] == 0
+    assert jobs.cancel(store, job) == []                              # ... so its own session may cancel it
+    assert store.get_run(job.queued[0])["status"] == "cancelled"
+
+
+def test_progress_reads_the_latest_stage_event_and_skips_warnings(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    rid = store.create_run({"dataset": "gaussians"}, "k", status="running")
+    store.add_event(rid, {"stage": "final", "epoch": 1, "epochs": 4, "message": "final model"})
+    store.add_event(rid, {"stage": "warning", "message": "a warning"})
+    p = jobs.progress(store, jobs.Job((rid,), (rid,), (), ()))
+    assert (p.stage, p.epoch, p.epochs, p.message) == ("final", 1, 4, "final model")
 
 
 # --- real jobs through the worker process -------------------------------------------------
@@ -79,8 +122,6 @@ def _wait(store, job, timeout=180.0, until=lambda p: not p.active):
         time.sleep(0.2)
     raise AssertionError(f"job did not reach the expected state in {timeout} s; last: {seen[-1]}")
 
-
-TINY = RunConfig(dataset="gaussians", preset="cpu", epochs=4, device="cpu", query_inits=1)
 
 
 @pytest.mark.slow
