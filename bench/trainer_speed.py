@@ -20,7 +20,11 @@ decode). Each configuration gets a short untimed warm-up, then ``--reps`` timed
 repetitions; medians of wall time and of process CPU time are reported (CPU time is the
 steadier figure on a shared machine). Printed last: training img/s and the speed-ups,
 for the same work and, extrapolated, per epoch with C's evaluation policy (a final model
-evaluates val + test once at the end of its run instead of every epoch).
+evaluates val + test once at the end of its run instead of every epoch). Also printed: where C's time goes
+(its epoch + evaluation once more, stage by stage), and the convolution/matmul GFLOP/s that A, B and C
+achieve next to this machine's own fp32 and bf16 matmul peak (one big ``torch.matmul``, same threads).
+All three run in one process with the trainer's CPU allocator setting (glibc keeps freed buffers), and
+their timed repetitions are interleaved, so a change in the machine's load hits all three alike.
 
     python bench/trainer_speed.py [--data /tmp/cifar10] [--density 0.1] [--reps 3] [--threads 1]
 """
@@ -40,6 +44,7 @@ from PIL import Image
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from torch import nn
 from torch.utils.data import DataLoader, Subset
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,9 +52,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from drop_core.data.base import Dataset  # noqa: E402
 from drop_core.models import build_model  # noqa: E402
 from drop_core.train import TrainConfig, train  # noqa: E402
-from drop_core.train.augment import Normalizer  # noqa: E402
-from drop_core.train.device import resolve_runtime  # noqa: E402
+from drop_core.train.augment import Normalizer, augment  # noqa: E402
+from drop_core.train.device import CPU_BF16_FLAGS, keep_freed_memory, resolve_runtime  # noqa: E402
 from drop_core.train.evaluate import evaluate  # noqa: E402
+from drop_core.train.trainer import _batch_bounds, make_optimizer  # noqa: E402
 
 LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 5e-4     # SGD as in the authors' trainer (lr per model; 0.1 for VGG/CIFAR)
 TRANSLATE = 0.15                                 # RandomAffine(translate=(0.15, 0.15)): up to 5 px on 32 px
@@ -219,6 +225,92 @@ def ours_epoch(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, dev
     return stamps[0] - t0, now() - stamps[0]
 
 
+# ---- where the time goes, and how far from the machine's limit ----------------------------------------------
+
+STAGES = ("augmentation", "forward", "backward", "optimizer step", "metrics", "host syncs", "evaluation")
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device) -> float:
+    """GFLOP/s of one big square ``torch.matmul`` in ``dtype`` with this process's threads: the best of up to
+    30 calls within about 2 s (the best call is the one least disturbed by other load on the machine)."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    torch.matmul(a, b)
+    best, start = float("inf"), time.perf_counter()
+    for i in range(30):
+        if i >= 5 and time.perf_counter() - start > 2.0:
+            break
+        sync(device)
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def image_flops(base: nn.Module, data: Dataset, batch: int, precision: str,
+                device: torch.device) -> tuple[float, float]:
+    """Convolution and matmul FLOPs per image (FlopCounterMode) of a training step (forward + backward)
+    and of an eval forward; elementwise, BatchNorm and pooling work is not counted."""
+    rt = resolve_runtime(device, precision)
+    model = rt.place(copy.deepcopy(base), data.is_image).train()
+    x = rt.layout(Normalizer(data, rt.device)(data.x_train[:batch].to(rt.device)))
+    with FlopCounterMode(display=False) as fwd, rt.autocast():
+        loss = F.cross_entropy(model(x), data.y_train[:batch].to(rt.device))
+    with FlopCounterMode(display=False) as bwd:
+        loss.backward()
+    return (fwd.get_total_flops() + bwd.get_total_flops()) / batch, fwd.get_total_flops() / batch
+
+
+def stage_times(model: nn.Module, data: Dataset, idx: np.ndarray, batch: int, device: torch.device,
+                precision: str) -> dict[str, np.ndarray]:
+    """One of C's epochs plus its val + test evaluation, taken apart: the trainer's own step, built from
+    its own pieces, with a device sync and a (wall s, CPU s) stamp at every stage boundary."""
+    rt = resolve_runtime(device, precision)
+    dev = rt.device
+    rt.place(model, data.is_image).train()
+    x_all, y_all, sub = data.x_train.to(dev), data.y_train.to(dev), torch.as_tensor(idx, device=dev)
+    normalize, gen = Normalizer(data, dev), torch.Generator(device=dev).manual_seed(0)
+    bounds = _batch_bounds(len(idx), batch)
+    opt, sched = make_optimizer(model, TrainConfig(epochs=1, batch_size=batch, lr=LR, momentum=MOMENTUM,
+                                                   weight_decay=WEIGHT_DECAY), len(bounds))
+    spent = {stage: np.zeros(2) for stage in STAGES}
+    clock = [now()]
+
+    def lap(stage: str) -> None:
+        sync(device)
+        clock.append(now())
+        spent[stage] += clock[-1] - clock[-2]
+
+    order = torch.randperm(len(idx), generator=gen, device=dev)
+    loss_sum, hits = torch.zeros((), device=dev), torch.zeros((), dtype=torch.long, device=dev)
+    for lo, hi in bounds:
+        pos = sub[order[lo:hi]]
+        xb, yb = rt.layout(normalize(augment(x_all.index_select(0, pos), data, gen))), y_all[pos]
+        lap("augmentation")
+        with rt.autocast():
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+        lap("forward")
+        opt.zero_grad(set_to_none=True)
+        lap("optimizer step")
+        loss.backward()
+        lap("backward")
+        opt.step()
+        sched.step()
+        lap("optimizer step")
+        with torch.no_grad():
+            loss_sum += loss.detach() * (hi - lo)
+            hits += (logits.argmax(1) == yb).sum()
+        lap("metrics")
+    torch.stack([loss_sum, hits.float()]).tolist()
+    lap("host syncs")
+    for x, y in ((data.x_val, data.y_val), (data.x_test, data.y_test)):
+        evaluate(model, x, y, normalize, rt, data.num_classes)
+    lap("evaluation")
+    return spent
+
+
 # ---- driver -------------------------------------------------------------------------------------------------
 
 def _reference_step(base: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[nn.Module, float]:
@@ -273,6 +365,13 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_bf16_flags() -> str:
+    """The native-bf16 flags of /proc/cpuinfo that this CPU has (AVX-512 BF16, AMX), comma-separated."""
+    path = Path("/proc/cpuinfo")
+    flags = set(path.read_text().split()) if path.exists() else set()
+    return ", ".join(f for f in CPU_BF16_FLAGS if f in flags)
+
+
 def epochs_at(density: float, full_epochs: int) -> int:
     """The authors' epoch scaling for a pruned run: int((0.5 + 0.5 d) E / d)."""
     return int((0.5 + 0.5 * density) * full_epochs / density)
@@ -313,29 +412,35 @@ def main() -> None:
           f"{torch.get_num_threads()} thread(s), {args.reps} timed reps + 1 short warm-up per configuration")
     print(f"# data: {data.name} ({data.source or 'generated'}), train {n_train}, val {n_val}, test {n_test}, "
           f"decoded once in {t_load:.1f} s; model {args.model}; C runs in {fast.dtype} "
-          f"(channels_last={fast.channels_last})")
+          f"(channels_last={fast.channels_last}; CPU bf16 flags: {cpu_bf16_flags() or 'none'})")
     print(f"# bounded prefix: ONE epoch at density {args.density} ({len(idx)} images, {steps} steps of "
           f"{args.batch_size}, partial last batch kept) + one val+test evaluation ({n_val + n_test} images); "
           f"not a full run")
 
     print(equivalence_check(base, data, args.batch_size, device))
+    allocator = keep_freed_memory()   # process-wide (the trainer sets it on CPU): A gets it too, from the start
+    print(f"# glibc keeps freed step buffers (trainer's CPU allocator setting): {allocator}, for A, B and C alike")
     configs = {
         "A reference (PIL + DataLoader, fp32)": lambda m, i: reference_epoch(m, data, i, args.batch_size, device),
         "B ours faithful (fp32)": lambda m, i: ours_epoch(m, data, i, args.batch_size, device, "fp32"),
         f"C ours fast ({'bf16' if fast.dtype == torch.bfloat16 else 'fp32'})":
             lambda m, i: ours_epoch(m, data, i, args.batch_size, device, "auto"),
     }
-    timings = {}
-    for name, run in configs.items():
+
+    def fresh() -> nn.Module:
         model = copy.deepcopy(base)
         model.load_state_dict(init)
-        run(model.to(device), warm_idx)                                           # warm-up, untimed
-        reps = []
-        for _ in range(args.reps):
-            model = copy.deepcopy(base)
-            model.load_state_dict(init)
-            reps.append(np.concatenate(run(model.to(device), idx)))
-        med = np.median(np.array(reps), axis=0)   # train wall, train cpu, eval wall, eval cpu
+        return model.to(device)
+
+    for run in configs.values():
+        run(fresh(), warm_idx)                                                   # warm-up, untimed
+    reps: dict[str, list[np.ndarray]] = {name: [] for name in configs}
+    for _ in range(args.reps):            # interleaved, so a change in the machine's load hits all three alike
+        for name, run in configs.items():
+            reps[name].append(np.concatenate(run(fresh(), idx)))
+    timings = {}
+    for name, times in reps.items():
+        med = np.median(np.array(times), axis=0)   # train wall, train cpu, eval wall, eval cpu
         timings[name] = med
         print(f"{name:38s} train {len(idx) / med[0]:6.0f} img/s ({len(idx) / med[1]:6.0f} per CPU-s) | "
               f"val+test eval {med[2]:6.2f} s ({med[3]:6.2f} CPU-s) | epoch + eval {med[0] + med[2]:6.2f} s")
@@ -346,14 +451,35 @@ def main() -> None:
     print(f"# C's evaluation policy for a final model at d={args.density} ({run_epochs} epochs with the "
           f"(0.5+0.5d)/d scaling of E={args.full_epochs}): val+test once at the end instead of every epoch "
           f"-> {c_pol[0]:.2f} s per epoch (extrapolated from the timed parts)")
+
+    flops_train, flops_eval = image_flops(base, data, args.batch_size, "auto", device)
+    work = (len(idx) * flops_train + (n_val + n_test) * flops_eval) / 1e9          # GFLOP of the same work
+    spent = stage_times(fresh(), data, idx, args.batch_size, device, "auto")
+    peak = {dt: matmul_peak(dt, device) for dt in (torch.float32, torch.bfloat16)}
+    total = sum(t[0] for t in spent.values())
+    flops = {"forward": len(idx) * flops_eval, "backward": len(idx) * (flops_train - flops_eval),
+             "evaluation": (n_val + n_test) * flops_eval}
+    print(f"# where C's time goes (one more epoch + val/test eval, a device sync at every stage boundary; "
+          f"conv/matmul FLOPs by FlopCounterMode: {flops_train / 1e6:.0f} M per training image, "
+          f"{flops_eval / 1e6:.0f} M per eval image):")
+    for stage, t in spent.items():
+        rate = f", {flops[stage] / t[0] / 1e9:5.0f} GFLOP/s" if stage in flops else ""
+        print(f"#   {stage:15s} {t[0]:6.3f} s ({t[1]:6.3f} CPU-s) {t[0] / total:6.1%}{rate}")
+    print(f"#   sum {total:.2f} s; C's timed epoch + eval {c_ep[0]:.2f} s")
+
     print("# ratios: wall clock (CPU time in brackets; this machine is shared, CPU time is the steadier one)")
     print(f"training img/s: A {len(idx) / a[0]:.0f}, B {len(idx) / b[0]:.0f}, C {len(idx) / c[0]:.0f}; "
           f"training speed-up B {a[0] / b[0]:.2f}x ({a[1] / b[1]:.2f}x), C {a[0] / c[0]:.2f}x ({a[1] / c[1]:.2f}x)")
+    c_dtype = "bf16" if fast.dtype == torch.bfloat16 else "fp32"
+    print(f"achieved conv/matmul GFLOP/s on the same work ({work:.0f} GFLOP): A {work / a_ep[0]:.0f}, "
+          f"B {work / b_ep[0]:.0f}, C {work / c_ep[0]:.0f} (C training alone "
+          f"{len(idx) * flops_train / 1e9 / c[0]:.0f}); this machine's peak, one big torch.matmul with "
+          f"{torch.get_num_threads()} thread(s): fp32 {peak[torch.float32]:.0f}, bf16 {peak[torch.bfloat16]:.0f} "
+          f"GFLOP/s -> C at {work / c_ep[0] / peak[fast.dtype]:.0%} of the {c_dtype} peak")
     print(f"speed-up vs A, same work (one epoch + one val/test eval): B faithful {a_ep[0] / b_ep[0]:.2f}x "
           f"({a_ep[1] / b_ep[1]:.2f}x), C fast {a_ep[0] / c_ep[0]:.2f}x ({a_ep[1] / c_ep[1]:.2f}x)")
     print(f"speed-up vs A, per epoch with C's eval policy: C fast {a_ep[0] / c_pol[0]:.2f}x "
           f"({a_ep[1] / c_pol[1]:.2f}x)")
-
 
 if __name__ == "__main__":
     main()

@@ -41,39 +41,40 @@ class Normalizer:
         return torch.addcmul(self.shift, x.float(), self.scale)
 
 
-def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Flip each image of a (B, C, H, W) batch left-right with probability 0.5."""
-    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+def flip_translate(x: torch.Tensor, flip: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor,
+                   max_shift: int) -> torch.Tensor:
+    """Mirror image i of a (B, C, H, W) batch left-right where ``flip[i]``, then shift it by (dy[i], dx[i]) px
+    with zero fill, as one gather from the zero-padded batch.
 
-
-def translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """Shift image i of a (B, C, H, W) batch by (dy[i], dx[i]) px with zero fill.
-
-    ``out[i, :, r, c] = x[i, :, r - dy[i], c - dx[i]]`` where that pixel exists, else 0;
-    |dy|, |dx| must not exceed ``max_shift``. Works on any dtype (uint8 here).
+    ``out[i, :, r, c] = m[i, :, r - dy[i], c - dx[i]]`` where that pixel exists, else 0, with ``m[i]`` the
+    (possibly mirrored) image; |dy|, |dx| must not exceed ``max_shift``. Works on any dtype (uint8 here).
     """
     b, c, h, w = x.shape
     s = max_shift
-    padded = torch.nn.functional.pad(x, (s, s, s, s))
-    rows = torch.arange(h, device=x.device) + s - dy.view(-1, 1)             # (B, H) rows of `padded`
-    cols = torch.arange(w, device=x.device) + s - dx.view(-1, 1)             # (B, W)
-    out = padded.gather(2, rows.view(b, 1, h, 1).expand(b, c, h, w + 2 * s))
-    return out.gather(3, cols.view(b, 1, 1, w).expand(b, c, h, w))
+    cols = torch.arange(w, device=x.device) - dx.view(-1, 1)               # (B, W) columns of m, maybe outside
+    cols = torch.where(flip.view(-1, 1), w - 1 - cols, cols) + s           # columns of x, in padded coordinates
+    rows = torch.arange(h, device=x.device) + s - dy.view(-1, 1)           # (B, H)
+    where = (rows[:, :, None] * (w + 2 * s) + cols[:, None, :]).view(b, 1, h * w)
+    padded = torch.nn.functional.pad(x, (s, s, s, s)).view(b, c, -1)
+    return padded.gather(2, where.expand(b, c, h * w)).view(b, c, h, w)
 
 
-def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by integers drawn uniformly from [-max_shift, max_shift] per axis, zero fill."""
-    if max_shift <= 0:
+def random_flip_translate(x: torch.Tensor, flip: bool, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image with probability 0.5 (if ``flip``), then translate it by integers drawn uniformly from
+    [-max_shift, max_shift] per axis with zero fill; the identity when there is nothing to draw."""
+    b, s = x.shape[0], max(max_shift, 0)
+    if not flip and s == 0:
         return x
-    shifts = torch.randint(-max_shift, max_shift + 1, (2, x.shape[0]), generator=generator, device=x.device)
-    return translate(x, shifts[0], shifts[1], max_shift)
+    dev = x.device                       # flips, then shifts, each drawn only where it is used
+    no_flip = torch.zeros(b, dtype=torch.bool, device=dev)
+    mirror = torch.rand(b, generator=generator, device=dev) < 0.5 if flip else no_flip
+    shifts = (torch.randint(-s, s + 1, (2, b), generator=generator, device=dev) if s
+              else torch.zeros(2, b, dtype=torch.long, device=dev))
+    return flip_translate(x, mirror, shifts[0], shifts[1], s)
 
 
 def augment(x: torch.Tensor, data: Dataset, generator: torch.Generator) -> torch.Tensor:
     """The dataset's training augmentation on a raw batch (flip, then translate); identity for tabular data."""
     if not data.is_image:
         return x
-    if data.flip:
-        x = random_flip(x, generator)
-    return random_translate(x, data.max_shift, generator)
+    return random_flip_translate(x, data.flip, data.max_shift, generator)

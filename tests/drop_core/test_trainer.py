@@ -14,10 +14,10 @@ from torch import nn
 from drop_core.data.base import Dataset
 from drop_core.errors import DropError
 from drop_core.train import Stopped, TrainConfig, predict, train
-from drop_core.train.augment import Normalizer, augment, random_flip, random_translate, translate
+from drop_core.train.augment import Normalizer, augment, flip_translate, random_flip_translate
 from drop_core.train.device import cpu_has_native_bf16, resolve_device, resolve_precision, resolve_runtime
 from drop_core.train.evaluate import class_mean, class_recall, confusion_matrix, evaluate
-from drop_core.train.record import final_outputs
+from drop_core.train.outputs import final_outputs
 from drop_core.train.schedules import SCHEDULES
 from drop_core.train.trainer import Diverged, _batch_bounds
 
@@ -303,16 +303,31 @@ def test_onecycle_warms_up_then_decays():
 def test_translate_moves_content_and_fills_zeros():
     x = torch.zeros(2, 1, 6, 6, dtype=torch.uint8)
     x[:, 0, 2, 3] = 200
-    out = translate(x, torch.tensor([1, -2]), torch.tensor([-2, 2]), 2)
+    out = flip_translate(x, torch.tensor([False, False]), torch.tensor([1, -2]), torch.tensor([-2, 2]), 2)
     assert out.dtype == torch.uint8 and out.shape == x.shape
     assert out[0, 0, 3, 1] == 200 and out[1, 0, 0, 5] == 200
     assert int((out > 0).sum()) == 2
 
 
+def test_flip_translate_is_a_mirror_flip_then_a_zero_filled_shift():
+    x = torch.randint(1, 256, (6, 2, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    flip = torch.tensor([True, False, True, False, True, True])
+    dy, dx = torch.tensor([0, 2, -2, 1, -1, 2]), torch.tensor([0, -2, 1, 2, 2, -1])
+    out = flip_translate(x, flip, dy, dx, 2)
+    for i in range(len(x)):
+        m = x[i].flip(2) if flip[i] else x[i]
+        want = torch.zeros_like(m)
+        for r in range(5):
+            for c in range(7):
+                if 0 <= r - dy[i] < 5 and 0 <= c - dx[i] < 7:
+                    want[:, r, c] = m[:, r - dy[i], c - dx[i]]
+        assert torch.equal(out[i], want)
+
+
 def test_random_translate_bounds_zero_fill_and_uniform_histogram():
     s, n = 3, 7000
     x = torch.full((n, 1, 10, 10), 255, dtype=torch.uint8)
-    out = random_translate(x, s, torch.Generator().manual_seed(0))
+    out = random_flip_translate(x, False, s, torch.Generator().manual_seed(0))
     filled = out == 0
     zero_rows = filled.all(3)[:, 0]                  # (n, H)
     zero_cols = filled.all(2)[:, 0]                  # (n, W)
@@ -330,7 +345,7 @@ def test_random_translate_bounds_zero_fill_and_uniform_histogram():
 
 def test_random_flip_flips_about_half():
     x = torch.arange(4, dtype=torch.uint8).view(1, 1, 1, 4).expand(4000, 2, 3, 4).contiguous()
-    out = random_flip(x, torch.Generator().manual_seed(1))
+    out = random_flip_translate(x, True, 0, torch.Generator().manual_seed(1))
     flipped = (out == x.flip(3)).flatten(1).all(1)
     kept = (out == x).flatten(1).all(1)
     assert torch.all(flipped ^ kept)
@@ -401,9 +416,7 @@ def test_final_outputs_logits_and_embeddings():
 
 
 def test_final_outputs_grad_norms_match_one_backward_per_sample():
-    grand = pytest.importorskip("drop_core.scoring.grand")
-    assert hasattr(grand, "per_sample_grad_norms")
-    data = bands(n_per_class=4)       # images: also runs the channels_last path through torch.func
+    data = bands(n_per_class=4)       # images: also runs the channels_last path through the ghost norms
     model = make_model(data)
     norms = final_outputs(model, data, {"grad_norms"}, precision="fp32")["grad_norms"]
     x = Normalizer(data, CPU)(data.x_train)
