@@ -29,7 +29,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drop_core.scoring.coreset import greedy_k_center  # noqa: E402
-from drop_core.scoring.grand import per_sample_grad_norms  # noqa: E402
+from drop_core.train.grad_norms import per_sample_grad_norms  # noqa: E402
 
 
 def small_cnn() -> nn.Module:

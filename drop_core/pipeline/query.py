@@ -57,8 +57,8 @@ from drop_core.data.imbalance import apply_imbalance
 from drop_core.models import build_model
 from drop_core.quotas import quoter_needs_recalls
 from drop_core.scoring import SCORERS, ScorerParams, compute_scores
-from drop_core.train.record import FINAL_FIELDS, final_outputs
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
+from drop_core.train.outputs import FINAL_FIELDS, final_outputs
 from drop_core.train.trainer import RECORDS, Stopped, TrainConfig, predict, train
 
 ProgressFn = Callable[[dict], None]

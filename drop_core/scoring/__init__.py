@@ -1,7 +1,7 @@
 """Sample scorers for data pruning: one registry, one signature.
 
 Orientation everywhere: **higher score = harder = kept first.** Each scorer is a pure
-numpy function of the query runs' :class:`~drop_core.train.recording.Recording` s (one
+numpy function of the query runs' :class:`~drop_core.scoring.recording.Recording` s (one
 per query-model init), the RNG and :class:`ScorerParams`, so it can be tested on small
 synthetic recordings without training.
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from drop_core.errors import DropError
 from drop_core.scoring.base import SCORERS, ScorerParams, ScorerSpec, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 # explicit imports register the scorers, in this order
 from drop_core.scoring import random as _random  # noqa: E402,F401
@@ -71,7 +71,7 @@ def _check_recordings(spec: ScorerSpec, recordings: list[Recording]) -> int:
                 raise DropError(
                     f"Scorer {spec.name!r} needs the recording field {field!r}, but query "
                     f"recording {i} has none. Record it in the query run (TrainConfig.record "
-                    f"for per-epoch fields, record.final_outputs for final ones).")
+                    f"for per-epoch fields, outputs.final_outputs for final ones).")
             _check_shape(spec.name, field, np.asarray(value), n, i)
     return n
 

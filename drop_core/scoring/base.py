@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drop_core.registry import Registry
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 from drop_core.validate import check_choice, check_number
 
 QUERY_KINDS = ("early", "full", "none")

@@ -20,7 +20,7 @@ import numpy as np
 
 from drop_core.errors import DropError
 from drop_core.scoring.base import ScorerParams, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 
 def greedy_k_center(embeddings: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 
 from drop_core.errors import DropError
 from drop_core.scoring.base import ScorerParams, field_stack, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 
 def dynamic_uncertainty(p_true: np.ndarray, window: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from drop_core.scoring.base import ScorerParams, field_stack, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 
 def forgetting_counts(correct: np.ndarray, never_learned: str = "max") -> np.ndarray:

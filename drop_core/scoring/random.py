@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from drop_core.scoring.base import ScorerParams, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 
 @register_scorer("random", needs=set(), query="none",

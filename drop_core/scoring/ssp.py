@@ -15,7 +15,7 @@ from sklearn.cluster import KMeans
 
 from drop_core.errors import DropError
 from drop_core.scoring.base import ScorerParams, field_stack, register_scorer
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
 
 
 def kmeans_prototype_distance(embeddings: np.ndarray, clusters: int, seed: int) -> np.ndarray:

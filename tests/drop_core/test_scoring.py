@@ -11,8 +11,8 @@ from drop_core.errors import DropError
 from drop_core.scoring import SCORERS, ScorerParams, compute_scores
 from drop_core.scoring.base import QUERY_KINDS
 from drop_core.scoring.coreset import greedy_k_center
-from drop_core.scoring.grand import per_sample_grad_norms
-from drop_core.train.recording import Recording
+from drop_core.scoring.recording import Recording
+from drop_core.train.grad_norms import per_sample_grad_norms
 
 RECORDING_FIELDS = {f.name for f in dataclasses.fields(Recording)}
 
@@ -226,10 +226,10 @@ def test_coreset_needs_budget_and_one_run():
         compute_scores("coreset", [r, r], seed=0, params=ScorerParams(budget=3))
 
 
-# ----------------------------------------------------------------------- GraNd (torch.func)
+# ----------------------------------------------------------------------- GraNd from trained norms
 
-def _tiny_model():
-    torch.manual_seed(0)
+def _tiny_model(seed):
+    torch.manual_seed(seed)
     model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Dropout(0.5),
                           nn.Flatten(), nn.Linear(3 * 4 * 4, 4))
     model.train()
@@ -237,29 +237,15 @@ def _tiny_model():
     return model
 
 
-def _loop_grad_norms(model, x, y):
-    model.eval()
-    out = []
-    for i in range(len(x)):
-        model.zero_grad()
-        nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
-        out.append(torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters())))
-    return torch.stack(out)
-
-
-def test_per_sample_grad_norms_match_one_backward_per_sample():
-    torch.set_num_threads(1)
-    model = _tiny_model()
+def test_grand_scores_from_ghost_norms_equal_the_torch_func_path():
     x, y = torch.randn(11, 2, 6, 6), torch.randint(0, 4, (11,))
-    got = per_sample_grad_norms(model, x, y, batch_size=4)
-    assert model.training                       # mode restored
-    want = _loop_grad_norms(model, x, y)
-    assert got.shape == (11,)
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
-    # under the caller's no_grad, and with chunks shrunk by the memory cap: same values
-    with torch.no_grad():
-        capped = per_sample_grad_norms(model, x, y, max_bytes=1)
-    torch.testing.assert_close(capped, want, rtol=1e-4, atol=1e-6)
+    labels = y.numpy()
+    runs = {method: [rec(labels, grad_norms=per_sample_grad_norms(_tiny_model(s), x, y, method=method).numpy())
+                     for s in (0, 1)]
+            for method in ("ghost", "func")}
+    ghost, func = (compute_scores("grand", runs[m], seed=0) for m in ("ghost", "func"))
+    assert not np.allclose(runs["ghost"][0].grad_norms, runs["ghost"][1].grad_norms)   # two different inits
+    np.testing.assert_allclose(ghost, func, rtol=1e-5)
 
 
 def test_non_finite_recordings_are_a_drop_error():

@@ -9,9 +9,10 @@ from drop_core.data.base import Dataset
 from drop_core.train.augment import Normalizer
 from drop_core.train.device import resolve_runtime
 from drop_core.train.evaluate import eval_mode, forward_batches
+from drop_core.train.grad_norms import per_sample_grad_norms
 
 FINAL_FIELDS = ("logits", "embeddings", "grad_norms")   # Recording fields filled here
-GRAD_BATCH = 256                                         # samples per vectorised per-sample-gradient call
+GRAD_BATCH = 256                                         # samples per per_sample_grad_norms call
 
 
 def final_outputs(model: nn.Module, data: Dataset, want: set[str], *, device: str | torch.device = "cpu",
@@ -20,7 +21,7 @@ def final_outputs(model: nn.Module, data: Dataset, want: set[str], *, device: st
     of ``model`` over the whole un-augmented training split, for the fields named in ``want``.
 
     Logits and embeddings use ``precision`` (bf16 autocast where "auto" picks it); gradient
-    norms are computed in fp32 by ``drop_core.scoring.grand.per_sample_grad_norms``.
+    norms are computed in fp32 by :func:`drop_core.train.grad_norms.per_sample_grad_norms`.
     """
     unknown = set(want) - set(FINAL_FIELDS)
     if unknown:
@@ -37,8 +38,6 @@ def final_outputs(model: nn.Module, data: Dataset, want: set[str], *, device: st
         if "embeddings" in want:
             out["embeddings"] = feats.cpu().numpy()
     if "grad_norms" in want:
-        from drop_core.scoring.grand import per_sample_grad_norms   # scorer-side math, imported on demand
-
         norms = []
         with eval_mode(model), torch.enable_grad():
             for start in range(0, data.x_train.shape[0], GRAD_BATCH):
