@@ -7,10 +7,12 @@ Why plain dicts and not Altair: Altair validates every chart against the Vega-Li
 serialised and names each dataset by a hash of its rows, so every slider move cost a quarter of a second of
 CPU and sent the browser a new spec, which it then compiled again from scratch. Here the encodings are
 constant, the data sit in ``datasets`` under fixed names (as Arrow tables, which Streamlit sends as they
-are, eight times faster than converting DataFrames; ``to_json`` gives the pure JSON), and everything that moves with a slider (the
-current density marker too) is data: after a slider move the spec text is unchanged, and Streamlit's front
-end only swaps the datasets of the chart it already has. The tests validate every spec against the schema.
+are, eight times faster than converting DataFrames; ``to_json`` gives the pure JSON), and everything that
+moves with a slider (the current density marker too) is data: after a slider move the spec text is
+unchanged, and Streamlit's front end only swaps the datasets of the chart it already has, drawn on a canvas.
+The tests validate every spec against the Vega-Lite schema.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,10 +41,25 @@ RULE_DASHES = {
     "Toy DRoP": [9, 3, 2, 3],
     "SSP": [1, 3],
 }
-RATIO_RULES = ("Full data", "Your class densities", "Worst-class optimum", "Toy DRoP")   # rows of ratio_marks
-METHOD_COLORS = {"Random": "#7F7F7F", "SSP": RULE_COLORS["SSP"], "Toy DRoP": RULE_COLORS["Toy DRoP"], "Optimum": RULE_COLORS["Worst-class optimum"]}
-QUANTITIES = {"risk_class0": "class 0", "risk_class1": "class 1", "average_risk": "average", "worst_class_risk": "worst class"}
-QUANTITY_COLORS = {"class 0": CLASS_COLORS["class 0"], "class 1": CLASS_COLORS["class 1"], "average": "#7F7F7F", "worst class": "#000000"}
+RATIO_RULES = ("Full data", "Your class densities", "Worst-class optimum", "Toy DRoP")  # rows of ratio_marks
+METHOD_COLORS = {
+    "Random": "#7F7F7F",
+    "SSP": RULE_COLORS["SSP"],
+    "Toy DRoP": RULE_COLORS["Toy DRoP"],
+    "Optimum": RULE_COLORS["Worst-class optimum"],
+}
+QUANTITIES = {
+    "risk_class0": "class 0",
+    "risk_class1": "class 1",
+    "average_risk": "average",
+    "worst_class_risk": "worst class",
+}
+QUANTITY_COLORS = {
+    "class 0": CLASS_COLORS["class 0"],
+    "class 1": CLASS_COLORS["class 1"],
+    "average": "#7F7F7F",
+    "worst class": "#000000",
+}
 METRIC_TITLES = {"worst_class_risk": "worst-class risk", "average_risk": "average risk"}
 Spec = dict[str, Any]
 
@@ -62,7 +79,9 @@ def _n(field: str, **extra: Any) -> dict[str, Any]:
 def _table(df: pd.DataFrame, columns: dict[str, str] | list[str], rows: np.ndarray | None = None) -> pa.Table:
     """The ``columns`` of ``df`` (a dict renames them), optionally only ``rows`` (a mask), as an Arrow table."""
     names = columns if isinstance(columns, dict) else {c: c for c in columns}
-    return pa.table({new: df[old].to_numpy() if rows is None else df[old].to_numpy()[rows] for old, new in names.items()})
+    return pa.table(
+        {new: df[old].to_numpy() if rows is None else df[old].to_numpy()[rows] for old, new in names.items()}
+    )
 
 
 def _top(body: Spec, title: Any, datasets: dict[str, pa.Table]) -> Spec:
@@ -94,7 +113,8 @@ def class_density_chart(curves: pd.DataFrame, bands: pd.DataFrame, rules: pd.Dat
         "data": {"name": "bands"},
         "mark": {"type": "rect", "opacity": 0.12},
         "encoding": {
-            "x": _q("lo"), "x2": {"field": "hi"},
+            "x": _q("lo"),
+            "x2": {"field": "hi"},
             "color": _n("class", scale=_scale(CLASS_COLORS), legend=None),
             "tooltip": [_n("class"), _q("removed", format=".1%", title="removed by SSP")],
         },
@@ -121,7 +141,9 @@ def class_density_chart(curves: pd.DataFrame, bands: pd.DataFrame, rules: pd.Dat
     data = {
         "bands": _table(bands, ["class", "lo", "hi", "removed"], bands["hi"].to_numpy() > bands["lo"].to_numpy()),
         "curves": _table(curves, ["x", "class", "density"]),
-        "thresholds": _table(rules, ["rule", "threshold", "worst_class_risk"], np.isfinite(rules["threshold"].to_numpy())),
+        "thresholds": _table(
+            rules, ["rule", "threshold", "worst_class_risk"], np.isfinite(rules["threshold"].to_numpy())
+        ),
     }
     title = {"text": "Class densities and thresholds (predict class 1 right of t)", "subtitle": _off_chart(rules)}
     body = {"layer": [band, hills, lines], "height": 300, "resolve": {"scale": {"color": "independent"}}}
@@ -135,7 +157,11 @@ def ratio_risk_chart(ratio: pd.DataFrame, marks: pd.DataFrame) -> Spec:
     ``RATIO_RULES``). The browser folds the four risk columns into lines (one row per ratio is sent).
     """
     domain = [float(ratio["ratio"].min()), float(ratio["ratio"].max())]
-    x = _q("ratio", title="class-0 density ratio d0 / d1 (log scale)", scale={"type": "log", "domain": domain, "nice": False})
+    x = _q(
+        "ratio",
+        title="class-0 density ratio d0 / d1 (log scale)",
+        scale={"type": "log", "domain": domain, "nice": False},
+    )
     curves = {
         "data": {"name": "ratio"},
         "transform": [{"fold": list(QUANTITY_COLORS), "as": ["quantity", "risk"]}],
@@ -149,16 +175,25 @@ def ratio_risk_chart(ratio: pd.DataFrame, marks: pd.DataFrame) -> Spec:
         },
     }
     color = _n("rule", scale=_scale({r: RULE_COLORS[r] for r in RATIO_RULES}), title="marked")
-    rules = {"data": {"name": "marks"}, "mark": {"type": "rule", "strokeDash": [4, 3]}, "encoding": {"x": x, "color": color}}
+    rules = {
+        "data": {"name": "marks"},
+        "mark": {"type": "rule", "strokeDash": [4, 3]},
+        "encoding": {"x": x, "color": color},
+    }
     dots = {
         "data": {"name": "marks"},
         "mark": {"type": "point", "filled": True, "size": 90},
         "encoding": {
-            "x": x, "y": _q("worst_class_risk"), "color": color,
+            "x": x,
+            "y": _q("worst_class_risk"),
+            "color": color,
             "tooltip": [_n("rule"), _q("ratio", format=".3f"), _q("worst_class_risk", format=".3f")],
         },
     }
-    data = {"ratio": _table(ratio, {"ratio": "ratio", **QUANTITIES}), "marks": _table(marks, ["rule", "ratio", "worst_class_risk"])}
+    data = {
+        "ratio": _table(ratio, {"ratio": "ratio", **QUANTITIES}),
+        "marks": _table(marks, ["rule", "ratio", "worst_class_risk"]),
+    }
     body = {"layer": [curves, rules, dots], "height": 300, "resolve": {"scale": {"color": "independent"}}}
     return _top(body, "Random pruning within classes: risk against the class-0 density ratio", data)
 
@@ -185,10 +220,15 @@ def density_risk_chart(density: pd.DataFrame, current: float, width: int = 330) 
 
     ``density``: method, density and the risk columns (``theory.sweeps.risk_vs_density``).
     """
-    marker = {"data": {"name": "current"}, "mark": {"type": "rule", "color": "#999999", "strokeDash": [3, 3]},
-              "encoding": {"x": _q("density")}}
-    panels = [{"layer": [{**_metric_line(metric, strokeWidth=2), "title": title}, marker], "height": 280, "width": width}
-              for metric, title in METRIC_TITLES.items()]
+    marker = {
+        "data": {"name": "current"},
+        "mark": {"type": "rule", "color": "#999999", "strokeDash": [3, 3]},
+        "encoding": {"x": _q("density")},
+    }
+    panels = [
+        {"layer": [{**_metric_line(metric, strokeWidth=2), "title": title}, marker], "height": 280, "width": width}
+        for metric, title in METRIC_TITLES.items()
+    ]
     data = {"exact": _exact(density), "current": pa.table({"density": [float(current)]})}
     return _top({"hconcat": panels}, "Exact risk against overall density", data)
 
@@ -201,22 +241,38 @@ def finite_sample_chart(summary: pd.DataFrame, exact: pd.DataFrame, width: int =
     """
     methods = list(METHOD_COLORS)
     nudge = {m: (i - (len(methods) - 1) / 2) * 0.012 for i, m in enumerate(methods)}
-    sim = _table(summary, ["method", "density", "metric", "mean", "min", "max"], summary["metric"].isin(list(METRIC_TITLES)).to_numpy())
+    sim = _table(
+        summary,
+        ["method", "density", "metric", "mean", "min", "max"],
+        summary["metric"].isin(list(METRIC_TITLES)).to_numpy(),
+    )
     shift = np.array([nudge[m] for m in sim["method"].to_pylist()])
     sim = sim.append_column("x", pa.array(sim["density"].to_numpy() + shift))
     color = _n("method", scale=_scale(METHOD_COLORS), title="method")
     panels = []
     for metric, title in METRIC_TITLES.items():
         only = [{"filter": {"field": "metric", "equal": metric}}]
-        bars = {"data": {"name": "finite"}, "transform": only, "mark": {"type": "rule"},
-                "encoding": {"x": _q("x"), "y": _q("min"), "y2": {"field": "max"}, "color": color}}
+        bars = {
+            "data": {"name": "finite"},
+            "transform": only,
+            "mark": {"type": "rule"},
+            "encoding": {"x": _q("x"), "y": _q("min"), "y2": {"field": "max"}, "color": color},
+        }
         dots = {
             "data": {"name": "finite"},
             "transform": only,
             "mark": {"type": "point", "filled": True, "size": 40},
             "encoding": {
-                "x": _q("x"), "y": _q("mean"), "color": color,
-                "tooltip": [_n("method"), _q("density", format=".2f"), _q("mean", format=".3f"), _q("min", format=".3f"), _q("max", format=".3f")],
+                "x": _q("x"),
+                "y": _q("mean"),
+                "color": color,
+                "tooltip": [
+                    _n("method"),
+                    _q("density", format=".2f"),
+                    _q("mean", format=".3f"),
+                    _q("min", format=".3f"),
+                    _q("max", format=".3f"),
+                ],
             },
         }
         exact_line = {**_metric_line(metric, opacity=0.6, strokeWidth=1.2), "title": title}

@@ -4,6 +4,7 @@ Read the sliders (state in the URL), call ``theory.explorer.explore`` once, char
 simulation is the only slow part; it is cached by its own inputs (model, prior, n, repeats, seed), so moving
 a pruning slider never re-runs it.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -23,12 +24,38 @@ SCHEMA: url_state.Schema = (
     Param("mu0", float, 0.0, -3.0, 3.0, 0.1, "Mean of class 0 (μ0)"),
     Param("mu1", float, 3.0, -3.0, 6.0, 0.1, "Mean of class 1 (μ1)", "Must be larger than μ0."),
     Param("sigma0", float, 1.0, 0.2, 4.0, 0.05, "Std of class 0 (σ0)"),
-    Param("sigma1", float, 1.5, 0.2, 4.0, 0.05, "Std of class 1 (σ1)", "The class with the larger std is the harder one."),
-    Param("prior0", float, 0.5, 0.02, 0.98, 0.01, "Prior of class 0 (φ0)", "Imbalance: the share of class 0 in the full data."),
-    Param("d0", float, 1.0, 0.02, 1.0, 0.01, "Class-0 density d0", "Random pruning within class 0 keeps this fraction."),
-    Param("d1", float, 1.0, 0.02, 1.0, 0.01, "Class-1 density d1", "Random pruning within class 1 keeps this fraction."),
-    Param("density", float, 0.5, 0.05, 1.0, 0.01, "Overall density d (toy DRoP)", "Fraction of all data that toy DRoP keeps."),
-    Param("margin", float, 0.5, 0.0, 4.0, 0.05, "SSP margin M", "SSP removes every point within M of its own class mean."),
+    Param(
+        "sigma1", float, 1.5, 0.2, 4.0, 0.05, "Std of class 1 (σ1)", "The class with the larger std is the harder one."
+    ),
+    Param(
+        "prior0",
+        float,
+        0.5,
+        0.02,
+        0.98,
+        0.01,
+        "Prior of class 0 (φ0)",
+        "Imbalance: the share of class 0 in the full data.",
+    ),
+    Param(
+        "d0", float, 1.0, 0.02, 1.0, 0.01, "Class-0 density d0", "Random pruning within class 0 keeps this fraction."
+    ),
+    Param(
+        "d1", float, 1.0, 0.02, 1.0, 0.01, "Class-1 density d1", "Random pruning within class 1 keeps this fraction."
+    ),
+    Param(
+        "density",
+        float,
+        0.5,
+        0.05,
+        1.0,
+        0.01,
+        "Overall density d (toy DRoP)",
+        "Fraction of all data that toy DRoP keeps.",
+    ),
+    Param(
+        "margin", float, 0.5, 0.0, 4.0, 0.05, "SSP margin M", "SSP removes every point within M of its own class mean."
+    ),
     Param("n", int, 500, 50, 5000, 50, "Sample size n", "Training points drawn per repeat in the finite-sample check."),
     Param("repeats", int, 20, 2, 100, 1, "Repeats", "Independent draws of n points (the spread in the last chart)."),
     Param("seed", int, 0, 0, 9999, 1, "Seed", "Seed of the finite-sample draws."),
@@ -66,7 +93,8 @@ PRESETS: dict[str, tuple[str, dict[str, float]]] = {
     ),
     "Imbalanced classes": (
         "Equal widths but 85% of the data is class 0: the minority class 1 pays most. Pruning class 0 to "
-        "d0 = 0.18 rebalances the priors and brings both classes to about the same risk; toy DRoP moves part of the way.",
+        "d0 = 0.18 rebalances the priors and brings both classes to about the same risk; "
+        "toy DRoP moves part of the way.",
         dict(mu0=0.0, mu1=2.0, sigma0=1.0, sigma1=1.0, prior0=0.85, d0=0.18, d1=1.0, density=0.5, margin=0.3),
     ),
     "Nothing to fix": (
@@ -124,7 +152,10 @@ def metrics_ui(ex: Exploration) -> None:
         change = row.worst_class_risk - full
         delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
         col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
-        col.caption(f"t = {_threshold_text(row.threshold)} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · average risk {row.average_risk:.3f}")
+        col.caption(
+            f"t = {_threshold_text(row.threshold)} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · "
+            f"average risk {row.average_risk:.3f}"
+        )
 
 
 def densities_ui(ex: Exploration, margin: float) -> None:
@@ -164,7 +195,9 @@ def density_ui(ex: Exploration, density: float) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner="Simulating finite samples…")
-def simulation_summary(mu0: float, mu1: float, sigma0: float, sigma1: float, prior0: float, n: int, repeats: int, seed: int) -> pd.DataFrame:
+def simulation_summary(
+    mu0: float, mu1: float, sigma0: float, sigma1: float, prior0: float, n: int, repeats: int, seed: int
+) -> pd.DataFrame:
     """Mean and spread of the finite-sample risks (cached by its inputs only)."""
     g = ExplorerParams(mu0=mu0, mu1=mu1, sigma0=sigma0, sigma1=sigma1, prior0=prior0).model()
     return summarize_simulation(simulate(g, prior0, n, repeats=repeats, seed=seed))
@@ -189,15 +222,18 @@ def formulas_ui() -> None:
             r"""
 Class $k$: $x \sim \mathcal N(\mu_k, \sigma_k^2)$, prior $\varphi_k$; rule $t$ predicts class 1 iff $x > t$.
 
-* **Risk (Eq. 1):** $R_0(t) = \Phi\big(\tfrac{\mu_0 - t}{\sigma_0}\big)$, $R_1(t) = \Phi\big(\tfrac{t-\mu_1}{\sigma_1}\big)$,
+* **Risk (Eq. 1):** $R_0(t) = \Phi\big(\tfrac{\mu_0 - t}{\sigma_0}\big)$,
+  $R_1(t) = \Phi\big(\tfrac{t-\mu_1}{\sigma_1}\big)$,
   $R(t) = \varphi_0 R_0(t) + \varphi_1 R_1(t)$, with $R(-\infty) = \varphi_0$ and $R(+\infty) = \varphi_1$.
 * **Optimal threshold (Eq. 3):** $\partial R/\partial t = 0$ is a quadratic with roots
   $t_\pm = \dfrac{\mu_0\sigma_1^2 - \mu_1\sigma_0^2 \pm \sigma_0\sigma_1\sqrt{\Delta}}{\sigma_1^2-\sigma_0^2}$,
   $\Delta = (\mu_1-\mu_0)^2 + 2(\sigma_1^2-\sigma_0^2)\log\frac{\varphi_0\sigma_1}{\varphi_1\sigma_0}$.
-  A finite minimum exists iff $\Delta \ge 0$ (**Eq. 6**); it is $t_+$ and must still beat the trivial rules $t=\pm\infty$.
+  A finite minimum exists iff $\Delta \ge 0$ (**Eq. 6**); it is $t_+$ and must still beat the trivial rules
+  $t=\pm\infty$.
 * **Worst-class optimum:** the class risks are equal at $t = \frac{\sigma_1\mu_0 + \sigma_0\mu_1}{\sigma_0+\sigma_1}$,
   the average-risk minimiser for $\varphi_0 = \frac{\sigma_0}{\sigma_0+\sigma_1}$: priors proportional to the stds.
-* **Random pruning** with class densities $d_k$ only rescales priors: $\varphi_0' = \frac{\varphi_0 d_0}{\varphi_0 d_0 + \varphi_1 d_1}$.
+* **Random pruning** with class densities $d_k$ only rescales priors:
+  $\varphi_0' = \frac{\varphi_0 d_0}{\varphi_0 d_0 + \varphi_1 d_1}$.
 * **Toy DRoP (Algorithm 1):** $d_k \propto R_k(t^*)$, capped at 1, with $\sum_k \varphi_k d_k = d$.
 * **SSP:** removes $|x-\mu_k| < M$ from class $k$ (a fraction $2\Phi(M/\sigma_k) - 1$); the threshold minimises
   the risk on what remains, evaluated exactly at $t^*$, the band edges and $\pm\infty$.

@@ -9,8 +9,8 @@ Mixture page at ``/mixture`` when the app has one) it focuses a slider thumb and
 keyboard user does; the sliders take turns, each walking one step per turn towards its farther bound, so
 every value is new (no cache hit flatters the figure). A press is timed in the page itself, from the key's
 ``keydown`` event (the slider commits its value on it; ``keyup`` follows at once) to the last frame that
-changed the main area: new text, a chart redrawn (SVG, or a canvas for large data), or Streamlit's script state returning to
-``notRunning``, whichever is last, once nothing has changed for ``--quiet`` ms. A press that makes the app
+changed the main area: new text, a chart redrawn (as SVG or on a canvas), or Streamlit's script state
+returning to ``notRunning``, whichever is last, once nothing has changed for ``--quiet`` ms. A press that makes the app
 rerun twice therefore counts both reruns. ``--baseline REV`` also serves the app as it was at git revision
 REV (``git archive``) and alternates presses between the two servers, so both see the same machine load.
 The median and maximum per page are printed last.
@@ -37,7 +37,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PAGES = {"Toy model": "/", "Mixture": "/mixture"}
 
 # Installed before any page script: timestamps of the main area's DOM changes, canvas draws and script-state
-# changes after the bench arms it. Vega draws small charts as SVG (DOM changes) and large ones on a canvas (no DOM change, hence the canvas hook).
+# changes after the bench arms it. Vega draws as SVG (DOM changes) or on a canvas (none, hence the canvas hook).
 PROBE = """
 (() => {
   const P = window.__lat = {armed: false};
@@ -151,9 +151,6 @@ def serve(tree: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError(f"streamlit did not answer at {url} within 90 s")
 
 
-def serves(tree: Path, path: str) -> bool:
-    """Whether the app in ``tree`` has the page at ``path`` (Streamlit shows an unknown path's default page)."""
-    return path == "/" or (tree / "app" / f"{path.strip('/')}_page.py").exists()
 
 
 @dataclass
@@ -168,13 +165,22 @@ class Target:
     server: int = 0          # pid of the streamlit process serving this page
 
 
-def open_target(browser, name: str, url: str, server: int) -> Target:
+CHARTS_DRAWN = """() => window.__lat && window.__lat.state() === 'notRunning'
+  && document.querySelectorAll('[data-testid="stMain"] .vega-embed :is(svg, canvas)').length > 0"""
+
+
+def open_target(browser, name: str, url: str, path: str, server: int) -> Target | None:
+    """The page at ``path`` in a new tab, once its charts are drawn; None if the app has no such page."""
     page = browser.new_page(viewport={"width": 1400, "height": 3200})
     page.set_default_timeout(90_000)
     page.add_init_script(PROBE)
-    page.goto(url)
-    page.wait_for_function("() => window.__lat && window.__lat.state() === 'notRunning'"
-                           " && document.querySelectorAll('[data-testid=\"stMain\"] .vega-embed svg, [data-testid=\"stMain\"] .vega-embed canvas').length > 0")
+    page.goto(url + path)
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarNav\"] a')")
+    links = page.eval_on_selector_all('[data-testid="stSidebarNav"] a', "links => links.map(a => a.pathname)")
+    if path != "/" and path not in links:      # Streamlit would show the default page instead
+        page.close()
+        return None
+    page.wait_for_function(CHARTS_DRAWN)
     page.wait_for_timeout(1500)
     thumbs = page.locator('[data-testid="stSlider"] input[type="range"]')   # the thumb's focusable input
     target = Target(name, page, server=server)
@@ -213,8 +219,9 @@ def summary(name: str, presses: list[dict]) -> str:
     double = sum(p["runs"] > 1 for p in presses)
     cpu = {k: statistics.median(p[k] for p in presses) for k in ("server_cpu", "browser_cpu")}
     return (f"{name}: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms over {len(ms)} presses "
-            f"(p90 {sorted(ms)[int(0.9 * (len(ms) - 1))]:.0f} ms; median CPU per press: server {cpu['server_cpu']:.0f} ms, "
-            f"browser {cpu['browser_cpu']:.0f} ms; new text on {changed}, rerun twice on {double})")
+            f"(p90 {sorted(ms)[int(0.9 * (len(ms) - 1))]:.0f} ms; median CPU per press: server "
+            f"{cpu['server_cpu']:.0f} ms, browser {cpu['browser_cpu']:.0f} ms; new text on {changed}, "
+            f"rerun twice on {double})")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -255,8 +262,9 @@ def main(argv: list[str] | None = None) -> None:
             browser_pids = [pid for pid in child_pids(os.getpid()) if pid not in {p.pid for p, _ in servers.values()}]
             lines = []
             for page_name, path in PAGES.items():
-                targets = [open_target(browser, f"{page_name} [{label}]", url + path, proc.pid)
-                           for label, (proc, url) in servers.items() if serves(trees[label], path)]
+                targets = [open_target(browser, f"{page_name} [{label}]", url, path, proc.pid)
+                           for label, (proc, url) in servers.items()]
+                targets = [t for t in targets if t is not None]
                 if not targets:
                     print(f"# {page_name} ({path}): not in this app, skipped")
                     continue

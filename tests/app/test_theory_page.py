@@ -1,4 +1,5 @@
 """Theory page: AppTest drives the real page; URL state, charts and presets are checked as pure functions."""
+
 from __future__ import annotations
 
 import json
@@ -96,7 +97,9 @@ def test_query_round_trip_for_every_parameter() -> None:
     assert to_query(SCHEMA, DEFAULTS) == {}
 
 
-@pytest.mark.parametrize("key,raw", [("sigma0", "0"), ("sigma0", "nan"), ("n", "500.5"), ("n", "abc"), ("prior0", "inf"), ("seed", "-1")])
+@pytest.mark.parametrize(
+    "key,raw", [("sigma0", "0"), ("sigma0", "nan"), ("n", "500.5"), ("n", "abc"), ("prior0", "inf"), ("seed", "-1")]
+)
 def test_rejected_values_are_reported(key: str, raw: str) -> None:
     parsed, problems = parse_query(SCHEMA, {key: raw})
     assert parsed == {}
@@ -120,8 +123,12 @@ def valid_json_spec(spec: dict) -> dict:
 
 def all_charts(params: ExplorerParams, summary) -> list[dict]:
     ex = explore(params)
-    return [charts.class_density_chart(ex.curves, ex.bands, ex.rules), charts.ratio_risk_chart(ex.ratio, ex.ratio_marks),
-            charts.density_risk_chart(ex.density, params.density), charts.finite_sample_chart(summary, ex.density)]
+    return [
+        charts.class_density_chart(ex.curves, ex.bands, ex.rules),
+        charts.ratio_risk_chart(ex.ratio, ex.ratio_marks),
+        charts.density_risk_chart(ex.density, params.density),
+        charts.finite_sample_chart(summary, ex.density),
+    ]
 
 
 def preset_exploration(name: str) -> tuple[ExplorerParams, object]:
@@ -135,14 +142,15 @@ def test_charts_are_valid_vega_lite_with_a_trivial_rule_off_the_chart() -> None:
     density, ratio, sweep, finite = (valid_json_spec(s) for s in all_charts(params, summary))
     assert density["title"]["subtitle"] == "Off the chart — Toy DRoP: t = −∞ (always class 1)"
     assert "Toy DRoP" not in {r["rule"] for r in density["datasets"]["thresholds"]}
-    assert len(ratio["datasets"]["ratio"]) == len(ex.ratio)      # one row per ratio; the browser folds the risks
+    assert len(ratio["datasets"]["ratio"]) == len(ex.ratio)  # one row per ratio; the browser folds the risks
     assert ratio["layer"][0]["transform"][0]["fold"] == ["class 0", "class 1", "average", "worst class"]
     assert [r["worst class"] for r in ratio["datasets"]["ratio"]] == ex.ratio["worst_class_risk"].tolist()
     assert sweep["datasets"]["current"] == [{"density": params.density}]
     rows = finite["datasets"]["finite"]
     assert {r["metric"] for r in rows} == {"worst_class_risk", "average_risk"} and len(rows) == 2 * 4 * 2
     assert [p["layer"][1]["transform"] for p in finite["hconcat"]] == [
-        [{"filter": {"field": "metric", "equal": m}}] for m in ("worst_class_risk", "average_risk")]
+        [{"filter": {"field": "metric", "equal": m}}] for m in ("worst_class_risk", "average_risk")
+    ]
 
 
 def test_class_density_chart_without_infinite_rules_has_no_subtitle() -> None:
@@ -156,8 +164,10 @@ def test_a_slider_move_changes_only_chart_data_not_the_spec() -> None:
     """Streamlit's front end redraws a chart in place when its spec text is unchanged, instead of rebuilding it."""
     g = ExplorerParams()
     summary = summarize_simulation(simulate(g.model(), g.prior0, 60, np.array([0.5, 1.0]), repeats=2, seed=0))
+
     def without_data(spec: dict) -> dict:
         return {k: v for k, v in json.loads(charts.to_json(spec)).items() if k != "datasets"}
+
     before = all_charts(g, summary)
     for moved in (ExplorerParams(sigma1=2.0, prior0=0.3), ExplorerParams(d0=0.5, density=0.7, margin=1.0)):
         after = all_charts(moved, summary)
@@ -167,13 +177,18 @@ def test_a_slider_move_changes_only_chart_data_not_the_spec() -> None:
 
 # ---------------------------------------------------------------- presets show what they say
 CLAIMS = {
-    "Hard class needs more data": lambda ex, g: ex.rule("Your class densities")["worst_class_risk"] < ex.rule("Full data")["worst_class_risk"],
-    "Toy DRoP overshoots": lambda ex, g: ex.rule("Toy DRoP")["threshold"] == -np.inf and ex.rule("Toy DRoP")["worst_class_risk"] == 1.0,
+    "Hard class needs more data": lambda ex, g: (
+        ex.rule("Your class densities")["worst_class_risk"] < ex.rule("Full data")["worst_class_risk"]
+    ),
+    "Toy DRoP overshoots": lambda ex, g: (
+        ex.rule("Toy DRoP")["threshold"] == -np.inf and ex.rule("Toy DRoP")["worst_class_risk"] == 1.0
+    ),
     "SSP prunes the easy class yet gains nothing": lambda ex, g: (
         ex.rule("SSP")["d0"] < ex.rule("SSP")["d1"] and ex.rule("SSP")["threshold"] == ex.rule("Full data")["threshold"]
     ),
     "SSP with wide bands jumps to a band edge": lambda ex, g: (
-        ex.rule("SSP")["threshold"] == pytest.approx(g.mu[0] - 1.0) and ex.rule("SSP")["worst_class_risk"] > ex.rule("Full data")["worst_class_risk"]
+        ex.rule("SSP")["threshold"] == pytest.approx(g.mu[0] - 1.0)
+        and ex.rule("SSP")["worst_class_risk"] > ex.rule("Full data")["worst_class_risk"]
     ),
     "Trivial rule beats the std-proportional prior": lambda ex, g: (
         np.isinf(g.optimal_threshold(g.sigma[0] / sum(g.sigma))) and g.worst_class_prior() > g.sigma[0] / sum(g.sigma)
@@ -182,7 +197,9 @@ CLAIMS = {
         ex.rule("Toy DRoP")["worst_class_risk"] < ex.rule("Full data")["worst_class_risk"]
         and ex.rule("Your class densities")["worst_class_risk"] < ex.rule("Toy DRoP")["worst_class_risk"]
     ),
-    "Nothing to fix": lambda ex, g: ex.rule("Worst-class optimum")["worst_class_risk"] == pytest.approx(ex.rule("Full data")["worst_class_risk"]),
+    "Nothing to fix": lambda ex, g: (
+        ex.rule("Worst-class optimum")["worst_class_risk"] == pytest.approx(ex.rule("Full data")["worst_class_risk"])
+    ),
 }
 
 
