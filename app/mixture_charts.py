@@ -1,0 +1,139 @@
+"""Vega-Lite specs of the Mixture page: pure DataFrame -> dict builders, cheap enough for every slider move.
+
+Each chart is an Altair template over *named* datasets, built once (memoised by its few layout arguments) and
+serialised without schema validation; a rerun only drops the current rows into the spec's top-level ``datasets``
+(Vega-Lite's named-data mechanism). Building the Altair objects and serialising pandas frames was ~100 ms a chart;
+filling a template is ~1 ms plus the rows. Hand the dict to ``st.vega_lite_chart``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+RULE_COLORS = {
+    "Full data": "#333333",
+    "Your densities": "#9467BD",
+    "Toy DRoP": "#D62728",
+    "Worst-class optimum": "#2CA02C",
+}
+METHOD_COLORS = {"Random": "#7F7F7F", "Worst-class optimum": "#2CA02C"}
+DROP_COLORS = ("#D62728", "#FF9896")
+SAMPLE_COLORS = {
+    "Random": "#7F7F7F", "Random+DRoP": "#D62728", "Logit adjustment": "#9467BD",
+    "Margin": "#1F77B4", "Margin+DRoP": "#AEC7E8", "EL2N": "#FF7F0E", "EL2N+DRoP": "#FFBB78",
+    "SSP": "#8C564B", "SSP+DRoP": "#C49C94",
+}
+METRICS = ("worst-class risk", "average risk")
+
+
+def _scale(colors: dict[str, str]) -> alt.Scale:
+    return alt.Scale(domain=list(colors), range=list(colors.values()))
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts (numpy scalars become Python numbers; NaN is dropped by the caller)."""
+    cols = {c: frame[c].to_numpy() for c in frame.columns}
+    cols = {c: (v.astype(float).round(6).tolist() if v.dtype.kind == "f" else v.tolist()) for c, v in cols.items()}
+    return [dict(zip(cols, row)) for row in zip(*cols.values())]
+
+
+def _fill(template: dict, **frames: pd.DataFrame) -> dict:
+    return {**template, "datasets": {name: _records(f) for name, f in frames.items()}}
+
+
+@lru_cache(maxsize=4)
+def _plane_template(rules: tuple[str, ...]) -> dict:
+    x = alt.X("x:Q", title="x₁", scale=alt.Scale(zero=False, nice=False))
+    y = alt.Y("y:Q", title="x₂", scale=alt.Scale(zero=False, nice=False))
+    classes = alt.Scale(scheme="tableau10")
+    squares = alt.Chart(alt.NamedData("regions")).mark_square(size=60, opacity=0.35).encode(
+        x=x, y=y, color=alt.Color("label:N", title="class", scale=classes))
+    lines = alt.Chart(alt.NamedData("rings")).mark_line(strokeWidth=1.3).encode(
+        x=x, y=y, order="order:Q", detail=["class:N", "radius:N"], color=alt.Color("class:N", scale=classes),
+        strokeDash=alt.StrokeDash("radius:N", title="circle", scale=alt.Scale(range=[[1, 0], [4, 3]])))
+    panels = [alt.layer(squares.transform_filter(alt.datum.rule == r), lines).properties(width=300, height=300,
+                                                                                       title=r) for r in rules]
+    return alt.hconcat(*panels).to_dict(validate=False)
+
+
+def plane_spec(regions: pd.DataFrame, circles: pd.DataFrame) -> dict:
+    """Decision regions of each rule (one panel per rule) with each class's 1- and 2-std circles on top (p = 2)."""
+    rules = tuple(dict.fromkeys(regions["rule"]))
+    return _fill(_plane_template(rules), regions=regions, rings=circles)
+
+
+@lru_cache(maxsize=1)
+def _class_risk_template() -> dict:
+    return alt.Chart(alt.NamedData("classes")).mark_bar().encode(
+        x=alt.X("rule:N", title=None, axis=alt.Axis(labels=False, ticks=False), sort=list(RULE_COLORS)),
+        y=alt.Y("risk:Q", title="class risk P(wrong | class)"),
+        color=alt.Color("rule:N", scale=_scale(RULE_COLORS), title="rule", sort=list(RULE_COLORS)),
+        column=alt.Column("class:O", title="class", spacing=4),
+        tooltip=["rule:N", "class:O", alt.Tooltip("risk:Q", format=".3f"), alt.Tooltip("density:Q", format=".2f"),
+                 alt.Tooltip("prior_after:Q", title="prior after pruning", format=".3f")],
+    ).properties(width=34, height=220).to_dict(validate=False)
+
+
+def class_risk_spec(classes: pd.DataFrame) -> dict:
+    """Per-class risk bars, one colour per rule, grouped by class."""
+    return _fill(_class_risk_template(), classes=classes)
+
+
+@lru_cache(maxsize=16)
+def _sweep_template(colors: tuple[tuple[str, str], ...], with_samples: bool) -> dict:
+    scale = _scale(dict(colors))
+    panels = []
+    for metric in METRICS:
+        keep = alt.datum.metric == metric
+        lines = alt.Chart(alt.NamedData("sweep")).mark_line(point=True).encode(
+            x=alt.X("density:Q", title="overall density d", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("risk:Q", title=metric), color=alt.Color("method:N", scale=scale, title="method"),
+            tooltip=["method:N", "density:Q", alt.Tooltip("risk:Q", format=".3f")],
+        ).transform_filter(keep)
+        now = alt.Chart(alt.NamedData("now")).mark_rule(strokeDash=[4, 4], color="#999").encode(x="density:Q")
+        layers = [lines, now]
+        if with_samples:
+            layers.append(alt.Chart(alt.NamedData("samples")).mark_point(shape="diamond", filled=True, size=70).encode(
+                x="density:Q", y="mean:Q", color=alt.Color("method:N", scale=scale),
+                tooltip=["method:N", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("std:Q", format=".3f")],
+            ).transform_filter(keep))
+        panels.append(alt.layer(*layers).properties(width=280, height=240))
+    return alt.hconcat(*panels).to_dict(validate=False)
+
+
+def sweep_spec(sweep: pd.DataFrame, density: float, samples: pd.DataFrame | None = None) -> dict:
+    """Worst-class and average risk against the overall density: exact curves, finite-sample means as diamonds."""
+    names = list(dict.fromkeys(sweep["method"]))
+    drops = [n for n in names if n.startswith("Toy DRoP")]
+    colors = {**{n: METHOD_COLORS.get(n, "#000000") for n in names if n not in drops}, **dict(zip(drops, DROP_COLORS))}
+    frames = {"sweep": sweep.dropna(), "now": pd.DataFrame({"density": [float(density)]})}
+    if samples is not None and len(samples):
+        colors.update({m: SAMPLE_COLORS[m] for m in dict.fromkeys(samples["method"])})
+        frames["samples"] = samples
+    return _fill(_sweep_template(tuple(colors.items()), "samples" in frames), **frames)
+
+
+@lru_cache(maxsize=1)
+def _finite_sample_template() -> dict:
+    base = alt.Chart(alt.NamedData("summary")).encode(
+        y=alt.Y("method:N", sort=list(SAMPLE_COLORS), title=None),
+        color=alt.Color("method:N", scale=_scale(SAMPLE_COLORS), legend=None),
+    )
+    panels = []
+    for metric in METRICS:
+        keep = alt.datum.metric == metric
+        bars = base.mark_errorbar(ticks=True).encode(x=alt.X("lo:Q", title=f"{metric} (mean ± std)"), x2="hi:Q")
+        dots = base.mark_point(filled=True, size=70).encode(
+            x="mean:Q", tooltip=["method:N", alt.Tooltip("mean:Q", format=".3f"), alt.Tooltip("std:Q", format=".3f")])
+        panels.append(alt.layer(bars.transform_filter(keep), dots.transform_filter(keep)).properties(width=280,
+                                                                                                     height=260))
+    return alt.hconcat(*panels).to_dict(validate=False)
+
+
+def finite_sample_spec(summary: pd.DataFrame) -> dict:
+    """Mean worst-class and average risk of each finite-sample method with a +-1 std bar over repeats."""
+    lo, hi = summary["mean"] - summary["std"], summary["mean"] + summary["std"]
+    return _fill(_finite_sample_template(), summary=summary.assign(lo=np.maximum(lo, 0.0), hi=hi))

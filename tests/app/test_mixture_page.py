@@ -1,0 +1,69 @@
+"""Mixture page: AppTest drives the real page at /mixture; chart specs are checked as pure functions."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import mixture_charts as charts
+from app.mixture_page import PRESETS, SCHEMA, params_of
+from app.url_state import parse_query, to_query
+from theory.mixture_explorer import MixtureParams, explore_mixture
+
+APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
+DEFAULTS = {p.name: p.default for p in SCHEMA}
+
+
+def mixture_app() -> AppTest:
+    """The app switched to /mixture (AppTest starts on the default page, which owns the query string first)."""
+    return AppTest.from_file(APP, default_timeout=300).run().switch_page("app/mixture_page.py").run()
+
+
+def shown(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.mark.slow
+def test_moving_a_density_slider_changes_the_numbers_shown() -> None:
+    at = mixture_app()
+    assert not at.exception and not at.error
+    before = shown(at)
+    assert set(before) == {"Full data", "Your densities", "Toy DRoP", "Worst-class optimum"}
+    assert len(at.get("vega_lite_chart")) == 4
+    at.slider(key="d0").set_value(0.4).run()
+    after = shown(at)
+    expected = explore_mixture(params_of({**DEFAULTS, "d0": 0.4})).summary.set_index("rule")["worst_class_risk"]
+    assert after["Your densities"] == f"{expected['Your densities']:.3f}" != before["Your densities"]
+    assert after["Full data"] == before["Full data"]
+    assert at.query_params["d0"] == "0.4"
+
+
+def test_every_preset_is_a_valid_setting() -> None:
+    for name, (_, values) in PRESETS.items():
+        assert parse_query(SCHEMA, {k: str(v) for k, v in values.items()})[1] == [], name
+        params = params_of({**DEFAULTS, **values})
+        assert params.model().num_classes == values["k"]
+    gauss = params_of({**DEFAULTS, **PRESETS["The `gaussians` dataset"][1]})
+    assert gauss.model().dim == 16
+
+
+def test_query_round_trip() -> None:
+    values = {**DEFAULTS, "d3": 0.25, "k": 7}
+    assert parse_query(SCHEMA, to_query(SCHEMA, values))[0] == {"d3": 0.25, "k": 7}
+
+
+def test_chart_specs_are_valid_vega_lite_and_carry_the_numbers() -> None:
+    ex = explore_mixture(MixtureParams())
+    specs = [charts.plane_spec(ex.regions, ex.circles), charts.class_risk_spec(ex.classes),
+             charts.sweep_spec(ex.sweep, 0.5)]
+    for spec in specs:
+        json.loads(json.dumps(spec))
+        (alt.HConcatChart if "hconcat" in spec else alt.Chart).from_dict(spec, validate=True)
+    bars = specs[1]["datasets"]["classes"]
+    assert len(bars) == 4 * 5
+    full = [r["risk"] for r in bars if r["rule"] == "Full data"]
+    np.testing.assert_allclose(full, ex.classes[ex.classes["rule"] == "Full data"]["risk"], atol=1e-6)
