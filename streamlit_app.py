@@ -10,6 +10,7 @@ import streamlit as st
 SECTIONS: dict[str, list[st.Page]] = {
     "Theory": [
         st.Page("app/theory_page.py", title="Toy model", icon=":material/functions:", url_path="theory", default=True),
+        st.Page("app/mixture_page.py", title="Mixture", icon=":material/scatter_plot:", url_path="mixture"),
     ],
     "Experiments": [
         st.Page("app/experiment_page.py", title="Experiment", icon=":material/science:", url_path="experiment"),
