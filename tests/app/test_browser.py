@@ -100,6 +100,11 @@ def test_click_through_every_page_and_run_the_default_experiment(app_url, browse
     page.wait_for_timeout(2000)
     page.screenshot(path=shots / "0_start.png")
 
+    _go(page, "Mixture")
+    expect(page.get_by_text("Class risks of each rule")).to_be_visible()
+    expect(page.locator(".vega-embed").first).to_be_visible()
+    page.screenshot(path=shots / "0b_mixture.png")
+
     _go(page, "Guide")
     expect(page.get_by_text("higher score = harder = kept first").first).to_be_visible()
     expect(page.get_by_text("Your own image folder")).to_be_visible()
