@@ -195,7 +195,7 @@ def main() -> None:
     moves = iter(np.linspace(0.2, 1.0, 1000))    # a density slider moving: the model-level parts stay memoised
     moved = lambda p: replace(p, densities=(next(moves),) + p.densities[1:])  # noqa: E731
     m_wall, m_cpu = timed(lambda: explore_mixture(moved(mix)), args.runs)
-    print(f"Mixture page recompute (K={mix.k}, p=2):   wall {m_wall * 1e3:9.2f} ms  cpu {m_cpu * 1e3:9.2f} ms  (budget: 50 ms)")
+    print(f"Mixture page recompute (K={mix.k}, p=2):   wall {m_wall * 1e3:9.2f} ms  cpu {m_cpu * 1e3:9.2f} ms  (50 ms)")
     gauss = MixtureParams(k=10, layout=1, stds=tuple(np.linspace(0.6, 1.6, 10)), weights=(1.0,) * 10,
                           densities=(1.0,) * 10)
     g_wall, g_cpu = timed(lambda: explore_mixture(moved(gauss)), 3)
