@@ -78,10 +78,11 @@ PROBE = """
     touch();
     if (P.changedAt === null && P.text() !== P.before) P.changedAt = performance.now();
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
-  P.settled = (quiet) => P.t0 !== null && P.last !== null && P.state() === 'notRunning'
-    && performance.now() - P.last >= quiet;
-  P.result = () => ({ms: P.last - P.t0, changed: P.changedAt !== null, runs: P.runs, started: P.startedAt - P.t0,
-                     text: P.changedAt - P.t0, finished: P.finishedAt - P.t0});
+  // settled: quiet after the last change; or nothing at all happened for 3 s (a press that did not rerun)
+  P.settled = (quiet) => P.t0 !== null && P.state() === 'notRunning' && (P.last === null
+    ? performance.now() - P.t0 >= 3000 : performance.now() - P.last >= quiet);
+  P.result = () => ({ms: P.last === null ? null : P.last - P.t0, changed: P.changedAt !== null, runs: P.runs,
+                     started: P.startedAt - P.t0, text: P.changedAt - P.t0, finished: P.finishedAt - P.t0});
 })();
 """
 
@@ -213,6 +214,26 @@ def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dic
     return result
 
 
+def run_presses(targets: list[Target], presses: int, quiet_ms: int, browser_pids: list[int]) -> None:
+    """3 warm-up presses, then ``presses`` timed ones per target, alternating between the targets.
+
+    A slider whose press changes nothing (no rerun within 3 s) leaves the rotation and is named.
+    """
+    i = 0
+    while min(len(t.presses) for t in targets) < presses:
+        for target in targets:
+            result = press(target, i, quiet_ms, browser_pids)
+            if result["ms"] is None:
+                print(f"# {target.name}: slider '{result['slider']}' reran nothing; dropped", flush=True)
+                k = i % len(target.sliders)
+                del target.sliders[k], target.keys[k]
+                if not target.sliders:
+                    raise RuntimeError(f"{target.name}: no slider reruns the page")
+            elif i >= 3:
+                target.presses.append(result)
+        i += 1
+
+
 def summary(name: str, presses: list[dict]) -> str:
     ms = [p["ms"] for p in presses]
     changed = sum(p["changed"] for p in presses)
@@ -241,7 +262,8 @@ def main(argv: list[str] | None = None) -> None:
                 if line.startswith("model name")), "?")
     print(f"# {platform.node()}: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"# Python {platform.python_version()}, Streamlit {streamlit.__version__}, {chromium}")
-    print(f"# {args.presses} timed presses per page after 3 warm-up ones; settled = {args.quiet} ms without change")
+    print(f"# {args.presses} timed presses per page after 3 warm-up ones; settled = {args.quiet} ms without change",
+          flush=True)
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         tmp = Path(tmp)
@@ -266,16 +288,15 @@ def main(argv: list[str] | None = None) -> None:
                            for label, (proc, url) in servers.items()]
                 targets = [t for t in targets if t is not None]
                 if not targets:
-                    print(f"# {page_name} ({path}): not in this app, skipped")
+                    print(f"# {page_name} ({path}): not in this app, skipped", flush=True)
                     continue
-                for i in range(3 + args.presses):
-                    for target in targets:
-                        result = press(target, i, args.quiet, browser_pids)
-                        if i >= 3:
-                            target.presses.append(result)
-                for target in targets:
+                try:
+                    run_presses(targets, args.presses, args.quiet, browser_pids)
+                except Exception as err:   # report the pages measured so far rather than nothing
+                    print(f"# {page_name}: stopped by {type(err).__name__}: {str(err).splitlines()[0]}", flush=True)
+                for target in (t for t in targets if t.presses):
                     ms = " ".join(f"{r['ms']:.0f}" for r in target.presses)
-                    print(f"# {target.name} per press (ms): {ms}")
+                    print(f"# {target.name} per press (ms): {ms}", flush=True)
                     lines.append(summary(target.name, target.presses))
                     target.page.close()
             browser.close()
