@@ -26,25 +26,26 @@ SCHEMA: url_state.Schema = (
     *(Param(f"std{j}", float, 1.6 if j == 0 else 0.8, 0.2, 3.0, 0.05, f"Std of class {j}") for j in range(MAX_CLASSES)),
     *(Param(f"w{j}", float, 1.0, 0.05, 1.0, 0.05, f"Prior weight of class {j}",
             "Class priors are these weights, normalised.") for j in range(MAX_CLASSES)),
-    *(Param(f"d{j}", float, 1.0, 0.02, 1.0, 0.01, f"Density of class {j}",
+    *(Param(f"cd{j}", float, 1.0, 0.02, 1.0, 0.01, f"Density of class {j}",
             "Random pruning within this class keeps this fraction.") for j in range(MAX_CLASSES)),
-    Param("density", float, 0.5, 0.05, 1.0, 0.01, "Overall density d (toy DRoP)", "Fraction of all data DRoP keeps."),
-    Param("strength", float, 1.0, 0.0, 1.0, 0.05, "DRoP strength τ", "Error weights R_k**τ; 1: paper, 0: uniform."),
-    Param("n", int, 1000, 200, 5000, 100, "Sample size n", "Training points drawn per repeat."),
-    Param("repeats", int, 5, 1, 20, 1, "Repeats", "Independent draws (the spread in the last chart)."),
-    Param("seed", int, 0, 0, 9999, 1, "Seed", "Seed of the finite-sample draws."),
+    Param("drop_d", float, 0.5, 0.05, 1.0, 0.01, "Overall density d (toy DRoP)", "Fraction of all data DRoP keeps."),
+    Param("tau", float, 1.0, 0.0, 1.0, 0.05, "DRoP strength τ", "Error weights R_k**τ; 1: paper, 0: uniform."),
+    Param("samples", int, 1000, 200, 5000, 100, "Sample size n", "Training points drawn per repeat."),
+    Param("reps", int, 5, 1, 20, 1, "Repeats", "Independent draws (the spread in the last chart)."),
+    Param("sim_seed", int, 0, 0, 9999, 1, "Seed", "Seed of the finite-sample draws."),
     Param("clf", int, 0, 0, len(CLASSIFIER_NAMES) - 1, 1, "Classifier",
           " · ".join(f"{i}: {n}" for i, n in enumerate(CLASSIFIER_NAMES))),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
+# Widget keys are the parameter names and live in one session for all pages, so none may repeat a Toy model key.
 
 
 def _preset(k: int, layout: int, stds, weights=None, densities=None, density: float = 0.5) -> dict[str, float | int]:
     stds, weights = list(stds), list(weights or [1.0] * k)
     densities = list(densities or [1.0] * k)
-    out: dict[str, float | int] = {"k": k, "layout": layout, "density": density}
+    out: dict[str, float | int] = {"k": k, "layout": layout, "drop_d": density}
     for j in range(k):
-        out.update({f"std{j}": round(float(stds[j]), 2), f"w{j}": weights[j], f"d{j}": densities[j]})
+        out.update({f"std{j}": round(float(stds[j]), 2), f"w{j}": weights[j], f"cd{j}": densities[j]})
     return out
 
 
@@ -92,16 +93,16 @@ def controls_ui() -> dict[str, float | int]:
         url_state.slider(BY_NAME["layout"])
         st.subheader("Class densities (random pruning)")
         for j in range(k):
-            url_state.slider(BY_NAME[f"d{j}"])
+            url_state.slider(BY_NAME[f"cd{j}"])
         with st.expander("Class stds and priors"):
             for j in range(k):
                 url_state.slider(BY_NAME[f"std{j}"])
                 url_state.slider(BY_NAME[f"w{j}"])
         st.subheader("Toy DRoP")
-        url_state.slider(BY_NAME["density"])
-        url_state.slider(BY_NAME["strength"])
+        url_state.slider(BY_NAME["drop_d"])
+        url_state.slider(BY_NAME["tau"])
         st.subheader("Finite samples")
-        for name in ("n", "repeats", "seed", "clf"):
+        for name in ("samples", "reps", "sim_seed", "clf"):
             url_state.slider(BY_NAME[name])
     return url_state.current(SCHEMA)
 
@@ -112,8 +113,8 @@ def params_of(values: dict[str, float | int]) -> MixtureParams:
         k=k, layout=int(values["layout"]),
         stds=tuple(float(values[f"std{j}"]) for j in range(k)),
         weights=tuple(float(values[f"w{j}"]) for j in range(k)),
-        densities=tuple(float(values[f"d{j}"]) for j in range(k)),
-        density=float(values["density"]), strength=float(values["strength"]),
+        densities=tuple(float(values[f"cd{j}"]) for j in range(k)),
+        density=float(values["drop_d"]), strength=float(values["tau"]),
     )
 
 
@@ -179,7 +180,7 @@ def main() -> None:
 
     st.subheader("3 · Pruning methods against the overall density")
     model_only = replace(params, densities=(1.0,) * params.k, density=1.0)   # no density slider reruns the study
-    summary = simulation_summary(model_only, int(values["n"]), int(values["repeats"]), int(values["seed"]),
+    summary = simulation_summary(model_only, int(values["samples"]), int(values["reps"]), int(values["sim_seed"]),
                                  CLASSIFIER_NAMES[int(values["clf"])])
     scored = summary[summary["method"].isin(["Margin", "EL2N", "SSP", "Random+DRoP"])]
     st.vega_lite_chart(charts.sweep_spec(ex.sweep, params.density, scored), width="content")
@@ -194,7 +195,7 @@ def main() -> None:
     st.vega_lite_chart(charts.finite_sample_spec(summary[np.isclose(summary["density"], _nearest(params.density))]),
                        width="content")
     st.markdown(
-        f"At density {_nearest(params.density):.1f}: each repeat draws {values['n']} points, fits "
+        f"At density {_nearest(params.density):.1f}: each repeat draws {values['samples']} points, fits "
         f"{CLASSIFIER_NAMES[int(values['clf'])]} on the kept ones and scores it exactly. *Logit adjustment* keeps "
         "all the data and only shifts the rule by log d_k, which in the population equals random pruning to d: "
         "its gap to Random+DRoP is what throwing data away costs."

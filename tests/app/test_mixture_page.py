@@ -34,12 +34,18 @@ def test_moving_a_density_slider_changes_the_numbers_shown() -> None:
     before = shown(at)
     assert set(before) == {"Full data", "Your densities", "Toy DRoP", "Worst-class optimum"}
     assert len(at.get("vega_lite_chart")) == 4
-    at.slider(key="d0").set_value(0.4).run()
+    at.slider(key="cd0").set_value(0.4).run()
     after = shown(at)
-    expected = explore_mixture(params_of({**DEFAULTS, "d0": 0.4})).summary.set_index("rule")["worst_class_risk"]
+    expected = explore_mixture(params_of({**DEFAULTS, "cd0": 0.4})).summary.set_index("rule")["worst_class_risk"]
     assert after["Your densities"] == f"{expected['Your densities']:.3f}" != before["Your densities"]
     assert after["Full data"] == before["Full data"]
-    assert at.query_params["d0"] == "0.4"
+    assert at.query_params["cd0"] == "0.4"
+
+
+def test_no_widget_key_is_shared_with_the_toy_model_page() -> None:
+    from app.theory_page import SCHEMA as TOY
+
+    assert not {p.name for p in SCHEMA} & {p.name for p in TOY}
 
 
 def test_every_preset_is_a_valid_setting() -> None:
@@ -52,8 +58,8 @@ def test_every_preset_is_a_valid_setting() -> None:
 
 
 def test_query_round_trip() -> None:
-    values = {**DEFAULTS, "d3": 0.25, "k": 7}
-    assert parse_query(SCHEMA, to_query(SCHEMA, values))[0] == {"d3": 0.25, "k": 7}
+    values = {**DEFAULTS, "cd3": 0.25, "k": 7}
+    assert parse_query(SCHEMA, to_query(SCHEMA, values))[0] == {"cd3": 0.25, "k": 7}
 
 
 def test_chart_specs_are_valid_vega_lite_and_carry_the_numbers() -> None:
