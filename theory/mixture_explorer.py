@@ -1,8 +1,9 @@
 """Everything the Mixture page shows for one setting of its sliders, in one pure call (the page's hot path).
 
 The parts that depend only on the model (class layout, stds, priors, DRoP strength) - the worst-class optimum and
-the sweep over the overall density - are memoised by those inputs, so moving a density slider recomputes only the
-class risks of two prior vectors and the decision regions.
+the sweep over the overall density - and the rules no class-density slider moves (full data, toy DRoP, optimum) are
+memoised by their inputs, so moving a class's density slider recomputes one prior vector's class risks and the
+decision regions.
 """
 from __future__ import annotations
 
@@ -112,21 +113,29 @@ def _plane(gm: GaussianMixture, priors: dict[str, np.ndarray]) -> tuple[pd.DataF
     return regions, circles
 
 
+@lru_cache(maxsize=64)
+def _rule_risks(gm: GaussianMixture, priors: tuple[float, ...], density: float, strength: float) -> tuple:
+    """Densities, priors after pruning and class risks of the rules no class-density slider moves (memoised)."""
+    pri = np.array(priors)
+    opt_priors, _ = gm.worst_class_priors()
+    reach = float(np.min(pri / opt_priors))
+    drop_d = gm.drop_densities(pri, density, strength)
+    class_d = [np.ones(len(pri)), drop_d, np.minimum(1.0, opt_priors / pri * min(reach, 1.0))]
+    after = [pri, gm.pruned_priors(pri, np.maximum(drop_d, 1e-9)), opt_priors]
+    return class_d, after, gm.class_risks(np.stack(after))
+
+
 def explore_mixture(p: MixtureParams) -> MixtureExploration:
-    """Compute every number and frame of the Mixture page (one batched class_risks call per slider move)."""
+    """Compute every number and frame of the Mixture page; a class-density move costs one class_risks call."""
     gm, pri = p.model(), p.priors()
     dens = np.asarray(p.densities[: p.k], dtype=float)
     sweep, reach = _model_level(gm, tuple(pri), float(p.strength))
-    opt_priors, _ = gm.worst_class_priors()
-    class_d = {
-        "Full data": np.ones(p.k),
-        "Your densities": dens,
-        "Toy DRoP": gm.drop_densities(pri, p.density, p.strength),
-        "Worst-class optimum": np.minimum(1.0, opt_priors / pri * min(reach, 1.0)),
-    }
-    after = {rule: gm.pruned_priors(pri, np.maximum(d, 1e-9)) for rule, d in class_d.items()}
-    after["Worst-class optimum"] = opt_priors
-    risks = gm.class_risks(np.stack([after[r] for r in RULES]))
+    (full_d, drop_d, opt_d), (full_p, drop_p, opt_p), fixed = _rule_risks(gm, tuple(pri), float(p.density),
+                                                                           float(p.strength))
+    yours_p = gm.pruned_priors(pri, np.maximum(dens, 1e-9))
+    class_d = {"Full data": full_d, "Your densities": dens, "Toy DRoP": drop_d, "Worst-class optimum": opt_d}
+    after = {"Full data": full_p, "Your densities": yours_p, "Toy DRoP": drop_p, "Worst-class optimum": opt_p}
+    risks = np.stack([fixed[0], gm.class_risks(yours_p), fixed[1], fixed[2]])   # in RULES order
     classes = pd.DataFrame({
         "rule": np.repeat(RULES, p.k), "class": np.tile(np.arange(p.k), len(RULES)),
         "density": np.concatenate([class_d[r] for r in RULES]),
@@ -137,7 +146,7 @@ def explore_mixture(p: MixtureParams) -> MixtureExploration:
         "kept": [float(pri @ class_d[r]) for r in RULES],
     })
     if gm.dim == 2:
-        regions, circles = _plane(gm, {"Full data": after["Full data"], "Your densities": after["Your densities"]})
+        regions, circles = _plane(gm, {"Full data": full_p, "Your densities": yours_p})
     else:
         regions, circles = pd.DataFrame(columns=["x", "y", "rule", "label"]), pd.DataFrame()
     return MixtureExploration(classes, summary, regions, circles, sweep, reach)
