@@ -1,15 +1,17 @@
-"""Scoring speed: vectorised GraNd (torch.func) and CoreSet (numpy) against straightforward loops.
+"""Scoring speed: GraNd (ghost norms, torch.func) and CoreSet (numpy) against straightforward loops.
 
-    python bench/scoring_speed.py                 # 50,000 samples; ~2 min on an idle 2-core CPU,
+    python bench/scoring_speed.py                 # 50,000 samples; minutes on an idle 2-core CPU,
                                                   # much longer when other jobs share the cores
     python bench/scoring_speed.py --device cuda   # GraNd on a GPU
 
-GraNd: per-sample gradient norms of a small CIFAR-shaped CNN over N random 3x32x32 inputs,
-``per_sample_grad_norms`` (vmap(grad) in chunks) against one backward pass per sample.
+GraNd: per-sample gradient norms of a small CIFAR-shaped CNN over N random 3x32x32 inputs:
+``per_sample_grad_norms`` with ghost norms (one batched backward per chunk, measured on all N)
+and with torch.func per-sample gradients, against one backward pass per sample, and the ghost
+norms' largest relative difference from the loop on a sample.
 CoreSet: greedy k-center picks on N x 512 random embeddings, ``greedy_k_center`` against
 (a) the authors' structure (scipy ``distance_matrix`` + ``vstack`` + ``min`` per pick) and
-(b) a pure Python loop over samples per pick. The loop baselines are timed on a subset
-(fewer samples or fewer picks) and extrapolated linearly to the full size; every
+(b) a pure Python loop over samples per pick. The loop baselines (and torch.func) are timed on
+a subset (fewer samples or fewer picks) and extrapolated linearly to the full size; every
 extrapolated figure is labelled so. Each measurement follows one burn-in call.
 """
 from __future__ import annotations
@@ -29,7 +31,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drop_core.scoring.coreset import greedy_k_center  # noqa: E402
+from drop_core.train.device import CHANNELS_LAST_DEVICES  # noqa: E402
 from drop_core.train.grad_norms import per_sample_grad_norms  # noqa: E402
+from drop_core.train.outputs import GRAD_BATCH  # noqa: E402
 
 
 def small_cnn() -> nn.Module:
@@ -50,37 +54,58 @@ def timed(fn, sync) -> float:
     return time.perf_counter() - t0
 
 
-def bench_grand(n: int, loop_n: int, batch: int, device: str) -> tuple[float, float]:
-    """(vectorised seconds for n samples, loop seconds extrapolated from loop_n to n)."""
+def bench_grand(n: int, loop_n: int, func_n: int, batch: int, device: str) -> tuple[float, float, float]:
+    """(ghost seconds for n samples, loop and torch.func seconds extrapolated from loop_n / func_n to n).
+
+    The ghost norms run as ``final_outputs`` runs them (the project's layout: channels_last where
+    ``CHANNELS_LAST_DEVICES`` names the device); the loop is timed in NCHW and in channels_last and
+    the faster one is the baseline.
+    """
     torch.manual_seed(0)
-    model = small_cnn().to(device)
+    model = small_cnn().to(device).eval()
     x = torch.randn(n, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (n,), device=device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    layouts = {"NCHW": torch.contiguous_format, "channels_last": torch.channels_last}
+    ours = "channels_last" if torch.device(device).type in CHANNELS_LAST_DEVICES else "NCHW"
 
-    def vectorised(count: int) -> torch.Tensor:
-        return torch.cat([per_sample_grad_norms(model, x[s:min(s + batch, count)],
-                                                y[s:min(s + batch, count)], batch_size=batch)
-                          for s in range(0, count, batch)])
+    def use(layout: str) -> torch.Tensor:
+        model.to(memory_format=layouts[layout])
+        return x.contiguous(memory_format=layouts[layout])
 
-    def loop(count: int) -> torch.Tensor:
-        model.eval()
+    def chunks(xs: torch.Tensor, count: int, method: str) -> torch.Tensor:
+        return torch.cat([per_sample_grad_norms(model, xs[s:min(s + batch, count)], y[s:min(s + batch, count)],
+                                                method=method, batch_size=batch) for s in range(0, count, batch)])
+
+    def loop(xs: torch.Tensor, count: int) -> torch.Tensor:
         out = torch.empty(count, device=device)
         for i in range(count):
             model.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(x[i:i + 1]), y[i:i + 1]).backward()
+            nn.functional.cross_entropy(model(xs[i:i + 1]), y[i:i + 1]).backward()
             out[i] = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
         return out
 
-    vectorised(batch), loop(8)                                   # burn-in
-    agree = torch.allclose(vectorised(64), loop(64), rtol=1e-3, atol=1e-5)
-    t_vec = timed(lambda: vectorised(n), sync)
-    t_loop = timed(lambda: loop(loop_n), sync) * n / loop_n
-    print(f"GraNd  vectorised (torch.func, chunks of {batch}) on {n} samples: {t_vec:8.3f} s measured")
-    print(f"GraNd  loop (one backward per sample) on {n} samples:      {t_loop:8.3f} s "
-          f"EXTRAPOLATED from {loop_n} samples x {n / loop_n:.0f}")
-    print(f"GraNd  results agree with the loop on 64 samples: {agree}")
-    return t_vec, t_loop
+    t_loop = {}
+    for layout in layouts:
+        xs = use(layout)
+        loop(xs, 8)                                                               # burn-in
+        t_loop[layout] = timed(lambda xs=xs: loop(xs, loop_n), sync) * n / loop_n
+    base = min(t_loop, key=t_loop.get)
+    xs = use(ours)
+    chunks(xs, batch, "ghost"), chunks(xs, 8, "func")                             # burn-in
+    check = min(n, 256)
+    want = loop(xs, check)
+    err = ((chunks(xs, check, "ghost") - want).abs() / want).max().item()
+    t_ghost = timed(lambda: chunks(xs, n, "ghost"), sync)
+    t_func = timed(lambda: chunks(xs, func_n, "func"), sync) * n / func_n
+    for layout, t in t_loop.items():
+        print(f"GraNd  loop (one backward per sample, {layout}) on {n} samples: {t:8.3f} s "
+              f"EXTRAPOLATED from {loop_n} samples x {n / loop_n:.0f}" + ("  <- baseline" if layout == base else ""))
+    print(f"GraNd  torch.func per-sample grads ({ours}, chunks of {batch}) on {n} samples: {t_func:8.3f} s "
+          f"EXTRAPOLATED from {func_n} samples x {n / func_n:.0f}")
+    print(f"GraNd  ghost norms ({ours}, chunks of {batch}) on {n} samples: {t_ghost:8.3f} s measured")
+    print(f"GraNd  ghost norms vs the loop on {check} samples: max relative difference {err:.1e}")
+    return t_ghost, t_loop[base], t_func
 
 
 def authors_style_k_center(x: np.ndarray, first: int, picks: int) -> list[int]:
@@ -137,8 +162,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=50_000, help="samples (default 50,000)")
     p.add_argument("--device", default="cpu", help="device for GraNd: cpu or cuda")
-    p.add_argument("--grand-batch", type=int, default=256, help="vmap chunk size")
-    p.add_argument("--grand-loop-n", type=int, default=500, help="samples timed for the GraNd loop")
+    p.add_argument("--grand-batch", type=int, default=GRAD_BATCH, help="GraNd chunk size (final_outputs' default)")
+    p.add_argument("--grand-loop-n", type=int, default=500, help="samples timed for the GraNd loop, per layout")
+    p.add_argument("--grand-func-n", type=int, default=2000, help="samples timed for GraNd via torch.func")
     p.add_argument("--dim", type=int, default=512, help="CoreSet embedding width")
     p.add_argument("--picks", type=int, default=500, help="CoreSet picks timed (vectorised)")
     p.add_argument("--authors-picks", type=int, default=50, help="picks timed, authors-style")
@@ -153,13 +179,15 @@ def main() -> None:
           f"device {args.device}"
           + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
     print("# one burn-in call, then one timed run of each; loop baselines extrapolated linearly")
-    g_vec, g_loop = bench_grand(args.n, args.grand_loop_n, args.grand_batch, args.device)
+    g_ghost, g_loop, g_func = bench_grand(args.n, args.grand_loop_n, args.grand_func_n, args.grand_batch,
+                                          args.device)
     c_vec, c_auth, c_loop = bench_coreset(args.n, args.dim, args.picks, args.authors_picks,
                                           args.loop_picks)
     print("# speed-ups (baseline seconds / vectorised seconds)")
-    print(f"GraNd   torch.func vs one backward per sample: {g_loop / g_vec:8.1f}x")
     print(f"CoreSet vectorised vs authors-style per pick:  {c_auth / c_vec:8.1f}x")
     print(f"CoreSet vectorised vs Python loop per sample:  {c_loop / c_vec:8.1f}x")
+    print(f"GraNd   torch.func vs one backward per sample: {g_loop / g_func:8.1f}x")
+    print(f"GraNd   ghost norms vs one backward per sample: {g_loop / g_ghost:8.1f}x")
 
 
 if __name__ == "__main__":
