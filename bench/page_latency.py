@@ -13,7 +13,10 @@ changed the main area: new text, a chart redrawn (as SVG or on a canvas), or Str
 returning to ``notRunning``, whichever is last, once nothing has changed for ``--quiet`` ms. A press that makes the app
 rerun twice therefore counts both reruns. ``--baseline REV`` also serves the app as it was at git revision
 REV (``git archive``) and alternates presses between the two servers, so both see the same machine load.
-The median and maximum per page are printed last.
+Also printed per page: the median CPU time per press of the server and of the browser (Chromium and
+Playwright's driver, over the whole press including the quiet wait), which load from other programs does not
+inflate the way it inflates wall-clock time; on a 2-core machine both add up to the latency. A slider at its
+bound stops rerunning and leaves the rotation. The median and maximum per page are printed last.
 """
 from __future__ import annotations
 
