@@ -317,13 +317,17 @@ def scorer_params(cfg: ResolvedConfig, data: Dataset) -> ScorerParams:
                         ssp_clusters=cfg.ssp_clusters, ssp_variant=cfg.ssp_variant)
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
 def _recalls(cfg: ResolvedConfig, plan: QueryPlan, data: Dataset, cache: Cache, recordings: list[Recording],
              confusions: list[np.ndarray], emit: ProgressFn, should_stop: Callable[[], bool] | None
              ) -> tuple[np.ndarray | None, list[tuple[str, np.ndarray]], bool]:
     """The recalls the quotas read, the (name, confusion) of each model they come from, and whether
     a model was trained for them now."""
     if plan.recall == "scorer":
-        names = [f"query model init {i} ({plan.schedule} schedule, {plan.epochs} epochs)"
+        names = [f"query model init {i} ({plan.schedule} schedule, {_epochs(plan.epochs)})"
                  for i in range(len(recordings))]
         return np.mean([r.val_recall for r in recordings], axis=0), list(zip(names, confusions)), False
     if plan.recall == "full":
@@ -331,13 +335,13 @@ def _recalls(cfg: ResolvedConfig, plan: QueryPlan, data: Dataset, cache: Cache, 
         emit({"stage": "query", "init": 0, "inits": 1, "epoch": 0, "epochs": fp.epochs,
               "message": f"full-length query model for the recalls ({fp.epochs} epochs)"})
         rec, confusion, trained = _query_init(cfg, fp, data, 0, cache, emit, should_stop)
-        return rec.val_recall, [(f"the full-length query model init 0 ({fp.epochs} epochs)", confusion)], trained
+        return rec.val_recall, [(f"the full-length query model init 0 ({_epochs(fp.epochs)})", confusion)], trained
     if plan.recall == "reference":
         _, confusion, trained = reference_model(cfg, data, cache, stage="query", progress=emit,
                                                 should_stop=should_stop)
         support = confusion.sum(1).astype(np.float64)
         recall = np.diagonal(confusion) / support    # a class without validation samples -> NaN
-        return recall, [(f"the full-data reference model ({cfg.epochs} epochs)", confusion)], trained
+        return recall, [(f"the full-data reference model ({_epochs(cfg.epochs)})", confusion)], trained
     return None, [], False
 
 
