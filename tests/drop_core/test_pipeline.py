@@ -242,3 +242,29 @@ def test_a_changed_image_folder_is_a_new_run_with_new_query_models(tmp_path):
     second = run(cfg, store=store, cache_dir=tmp_path / "cache")
     assert not second.reused and not second.query_cache_hit and second.key != first.key
     assert len(store.list_runs()) == 2
+
+
+def test_cli_flags_of_schedule_correction_and_imbalance_reach_the_json_result(capsys, tmp_path):
+    import json
+
+    argv = ["run", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--query-inits", "1", "--device", "cpu",
+            "--quiet", "--no-store", "--cache-dir", str(tmp_path), "--json", "--imbalance", "10",
+            "--min-per-class", "0", "--query-epochs", "1", "--lr", "0.0001"]
+    assert main([*argv, "--correction", "logit_adjust", "--query-schedule", "early"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    sizes = result["class_sizes"]
+    assert list(sizes.values()) == [107, 84, 63, 51, 39, 30, 23, 17, 13, 10]          # long-tailed, recorded
+    assert result["config"]["imbalance"] == 10 and result["config"]["correction"] == "logit_adjust"
+    assert result["train_size"] == sum(sizes.values()) and result["kept_per_class"] == sizes   # nothing pruned
+    assert any(w.startswith("DEGENERATE QUERY MODEL: query model init 0") for w in result["warnings"])
+    assert main([*argv, "--correction", "none", "--query-schedule", "reference"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["train_size"] == 219 and result["final_epochs"] == 2            # round(0.5 * 437), halves up
+    assert any(w.startswith("DEGENERATE QUERY MODEL: the full-data reference model (2 epochs)")
+               for w in result["warnings"])
+
+
+def test_cli_rejects_an_unknown_correction_in_one_line(capsys):
+    assert main(["run", "--correction", "shift", "--no-store"]) == 1
+    assert capsys.readouterr().err == ("error: The 'correction' parameter of run must be one of none, logit_adjust, "
+                                       "cdbw. Got 'shift' instead.\n")
