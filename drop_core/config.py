@@ -245,12 +245,13 @@ def validate(cfg: RunConfig) -> None:
 
 # --- resolution ----------------------------------------------------------------------------
 
-def resolve(config: RunConfig) -> tuple[ResolvedConfig, list[str]]:
+def resolve(config: RunConfig, *, data_id: str | None = None) -> tuple[ResolvedConfig, list[str]]:
     """Fill unset fields from the preset; returns the resolved config and the log of what was set.
 
     User values always win; each user value that differs from the preset's is logged at INFO
     ("Overriding: ..."), each value taken from the preset at DEBUG. Paths become absolute and
-    the data's identity is computed (a changed folder gives new keys, never a stale result).
+    the data's identity is computed (a changed folder gives new keys, never a stale result);
+    ``data_id`` passes one already computed for the same dataset now (:func:`resolve_all`).
     """
     validate(config)
     preset = PRESETS.get(config.preset)
@@ -280,7 +281,7 @@ def resolve(config: RunConfig) -> tuple[ResolvedConfig, list[str]]:
         changes["data_root"] = str(Path(config.data_root).expanduser().resolve())
     values = {**config.to_dict(), **changes}
     values.pop("data_id", None)
-    values["data_id"] = config_hash(data_identity(values["dataset"], values["data_root"]))
+    values["data_id"] = data_id or config_hash(data_identity(values["dataset"], values["data_root"]))
     resolved = ResolvedConfig(**values)
     validate(resolved)
     return resolved, lines
@@ -289,6 +290,19 @@ def resolve(config: RunConfig) -> tuple[ResolvedConfig, list[str]]:
 def ensure_resolved(config: RunConfig) -> ResolvedConfig:
     """``config`` itself when already resolved, else :func:`resolve`'s result."""
     return config if isinstance(config, ResolvedConfig) else resolve(config)[0]
+
+
+def resolve_all(configs: Iterable[RunConfig]) -> list[ResolvedConfig]:
+    """:func:`resolve` for many configs (a grid, the app's plan), fingerprinting each dataset once."""
+    ids: dict[tuple[str, str | None], str] = {}
+    out = []
+    for config in configs:
+        name = resolve_dataset_name(config.dataset)
+        root = None if config.data_root is None else str(Path(config.data_root).expanduser().resolve())
+        if (name, root) not in ids:
+            ids[(name, root)] = config_hash(data_identity(name, root))
+        out.append(resolve(config, data_id=ids[(name, root)])[0])
+    return out
 
 
 # --- keys ----------------------------------------------------------------------------------
