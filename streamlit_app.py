@@ -9,15 +9,17 @@ import streamlit as st
 
 SECTIONS: dict[str, list[st.Page]] = {
     "Theory": [
-        st.Page("app/theory_page.py", title="Toy model", icon=":material/functions:", url_path="theory", default=True),
-        st.Page("app/mixture_page.py", title="Mixture", icon=":material/scatter_plot:", url_path="mixture"),
+        st.Page(
+            "app/pages/toy_model.py", title="Toy model", icon=":material/functions:", url_path="theory", default=True
+        ),
+        st.Page("app/pages/mixture.py", title="Mixture", icon=":material/scatter_plot:", url_path="mixture"),
     ],
     "Experiments": [
-        st.Page("app/experiment_page.py", title="Experiment", icon=":material/science:", url_path="experiment"),
-        st.Page("app/results_page.py", title="Results", icon=":material/table_chart:", url_path="results"),
+        st.Page("app/pages/experiment.py", title="Experiment", icon=":material/science:", url_path="experiment"),
+        st.Page("app/pages/results.py", title="Results", icon=":material/table_chart:", url_path="results"),
     ],
     "Help": [
-        st.Page("app/guide_page.py", title="Guide", icon=":material/menu_book:", url_path="guide"),
+        st.Page("app/pages/guide.py", title="Guide", icon=":material/menu_book:", url_path="guide"),
     ],
 }
 

@@ -8,8 +8,9 @@ Streamlit's own ``bind="query-params"`` is not used because it discards invalid 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import streamlit as st
 
@@ -41,7 +42,7 @@ class Param:
         return value
 
     def format(self, value: float | int) -> str:
-        """The URL text of ``value`` (10 significant digits, so slider round-off such as 1.5000000000000002 is hidden)."""
+        """The URL text of ``value``: 10 significant digits, so slider round-off (1.5000000000000002) is hidden."""
         return str(int(value)) if self.kind is int else f"{float(value):.10g}"
 
 

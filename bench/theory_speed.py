@@ -110,7 +110,9 @@ class Naive:
         grid = np.linspace(self.lo, self.hi, 200)
         start = grid[np.argmin(self.ssp_mass(grid, p, m))]
         step = grid[1] - grid[0]
-        res = optimize.minimize_scalar(lambda t: self.ssp_mass(t, p, m), bounds=(start - step, start + step), method="bounded")
+        res = optimize.minimize_scalar(
+            lambda t: self.ssp_mass(t, p, m), bounds=(start - step, start + step), method="bounded"
+        )
         cands = [(res.fun, res.x), (self.ssp_mass(-np.inf, p, m), -np.inf), (self.ssp_mass(np.inf, p, m), np.inf)]
         return min(cands, key=lambda c: c[0])[1]
 
@@ -148,7 +150,11 @@ def naive_page_data(params: ExplorerParams) -> dict[str, np.ndarray]:
 def exact_page_data(params: ExplorerParams) -> dict[str, np.ndarray]:
     ex = explore(params)
     by_method = {m: f["worst_class_risk"].to_numpy() for m, f in ex.density.groupby("method", sort=False)}
-    return {"rules": ex.rules["worst_class_risk"].to_numpy(), "ratio": ex.ratio["worst_class_risk"].to_numpy(), **by_method}
+    return {
+        "rules": ex.rules["worst_class_risk"].to_numpy(),
+        "ratio": ex.ratio["worst_class_risk"].to_numpy(),
+        **by_method,
+    }
 
 
 def timed(fn, runs: int, *, burn_in: bool = True) -> tuple[float, float]:
@@ -182,15 +188,24 @@ def main() -> None:
     print(f"largest |exact - naive| over all worst-class risks shown: {diff:.2e}")
 
     e_wall, e_cpu = timed(lambda: explore(params), args.runs)
-    print(f"exact page recompute (explore):           wall {e_wall * 1e3:9.2f} ms  cpu {e_cpu * 1e3:9.2f} ms  (budget per slider move: 20 ms)")
+    print(
+        f"exact page recompute (explore):           wall {e_wall * 1e3:9.2f} ms  cpu {e_cpu * 1e3:9.2f} ms"
+        "  (budget per slider move: 20 ms)"
+    )
     ex = explore(params)
     summary = summarize_simulation(simulate(params.model(), params.prior0, 500, repeats=20, seed=0))
     c_wall, c_cpu = timed(lambda: [charts.to_json(c) for c in (
         charts.class_density_chart(ex.curves, ex.bands, ex.rules), charts.ratio_risk_chart(ex.ratio, ex.ratio_marks),
         charts.density_risk_chart(ex.density, params.density), charts.finite_sample_chart(summary, ex.density))], 3)
-    print(f"build + serialise the 4 chart specs:      wall {c_wall * 1e3:9.2f} ms  cpu {c_cpu * 1e3:9.2f} ms  (outside the 20 ms budget)")
+    print(
+        f"build + serialise the 4 chart specs:      wall {c_wall * 1e3:9.2f} ms  cpu {c_cpu * 1e3:9.2f} ms"
+        "  (outside the 20 ms budget)"
+    )
     s_wall, s_cpu = timed(lambda: simulate(params.model(), params.prior0, 500, repeats=20, seed=0), 3)
-    print(f"finite-sample simulation (n=500, 20 rep.): wall {s_wall * 1e3:9.2f} ms  cpu {s_cpu * 1e3:9.2f} ms  (cached by the page)")
+    print(
+        f"finite-sample simulation (n=500, 20 rep.): wall {s_wall * 1e3:9.2f} ms  cpu {s_cpu * 1e3:9.2f} ms"
+        "  (cached by the page)"
+    )
     mix = MixtureParams()
     moves = iter(np.linspace(0.2, 1.0, 1000))    # a density slider moving: the model-level parts stay memoised
     moved = lambda p: replace(p, densities=(next(moves),) + p.densities[1:])  # noqa: E731
@@ -203,7 +218,10 @@ def main() -> None:
     n_wall, n_cpu = timed(lambda: naive_page_data(params), args.naive_runs, burn_in=False)
     print(f"naive per-point scipy-optimiser version:  wall {n_wall * 1e3:9.2f} ms  cpu {n_cpu * 1e3:9.2f} ms")
     print(f"speed-up in wall-clock time: {n_wall / e_wall:.0f}x")
-    print(f"speed-up of the exact recompute over the naive version (CPU time, robust to other load): {n_cpu / e_cpu:.0f}x")
+    print(
+        f"speed-up of the exact recompute over the naive version (CPU time, robust to other load): {n_cpu / e_cpu:.0f}x"
+    )
+
 
 if __name__ == "__main__":
     main()

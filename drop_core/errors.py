@@ -86,6 +86,9 @@ def user_error(exc: BaseException) -> DropError | None:
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
         return DropError(f"The results store is read-only ({exc}); make the file and its folder writable, "
                          f"or pass --store with a writable path.")
+    if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+        return DropError(f"Cannot open the results store ({exc}): its file or folder is gone, unreadable or "
+                         f"read-only; make both readable and writable, or pass --store with another file.")
     if isinstance(exc, sqlite3.DatabaseError):
         return DropError(f"The results store is damaged or is not a DRoP Explorer store ({exc}); move it away "
                          f"or pass --store with another file.")

@@ -1,8 +1,9 @@
 """A tiny named registry: datasets, models, scorers and quota rules each have one."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from drop_core.errors import DropError
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
-
 def check_in_range(
     value: object, name: str, owner: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> np.ndarray:
@@ -36,7 +34,12 @@ def check_pair(value: object, name: str, owner: str) -> tuple[float, float]:
 
 def check_int(value: object, name: str, owner: str, lo: int, hi: int | None = None) -> int:
     """Return ``value`` as an int in [lo, hi], or raise ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo or (hi is not None and value > hi):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
         upper = "inf" if hi is None else str(hi)
         raise ValueError(
             f"The '{name}' parameter of {owner} must be an int in the range [{lo}, {upper}]. Got {value!r} instead."

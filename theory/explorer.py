@@ -80,7 +80,13 @@ def explore(p: ExplorerParams, densities: np.ndarray = DENSITY_GRID) -> Explorat
     marked = [0, 1, 2, 3]  # full data, your class densities, worst-class optimum, toy DRoP
     ratios = class_d[marked, 0] / class_d[marked, 1]
     ratios[2] = opt_ratio
-    marks = pd.DataFrame({"rule": [RULES[i] for i in marked], "ratio": ratios, "worst_class_risk": rules["worst_class_risk"].to_numpy()[marked]})
+    marks = pd.DataFrame(
+        {
+            "rule": [RULES[i] for i in marked],
+            "ratio": ratios,
+            "worst_class_risk": rules["worst_class_risk"].to_numpy()[marked],
+        }
+    )
     return Exploration(
         rules=rules,
         curves=class_density_curves(g, prior0),

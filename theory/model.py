@@ -3,7 +3,7 @@
 Class k has x ~ N(mu_k, sigma_k^2) with mu0 < mu1 and prior phi_k (phi0 = ``prior0``, phi1 = 1 - prior0).
 A rule t in R or {-inf, +inf} predicts class 1 iff x > t. Every function is a closed form, vectorised
 over its array arguments. The paper's typeset equations were not recoverable; equation numbers follow the
-reconstruction that the Toy model page's formulas panel shows (``app/theory_page.py``, ``formulas_ui``).
+reconstruction that the Toy model page's formulas panel shows (``app/pages/toy_model.py``, ``formulas_ui``).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class TwoGaussians:
 
     # ------------------------------------------------------------------ average-risk minimiser (Eq. 3 / Eq. 6)
     def eq6_discriminant(self, prior0: float | np.ndarray) -> float | np.ndarray:
-        """(mu1-mu0)^2 + 2 (s1^2-s0^2) log(prior0 s1 / ((1-prior0) s0)): a finite stationary point exists iff >= 0 (Eq. 6)."""
+        """(mu1-mu0)^2 + 2 (s1^2-s0^2) log(prior0 s1 / ((1-prior0) s0)): a finite stationary point iff >= 0 (Eq. 6)."""
         p = check_in_range(prior0, "prior0", f"{_OWNER}.eq6_discriminant", 0.0, 1.0, lo_open=True, hi_open=True)
         return scalar_or_array(self._discriminant(p))
 
@@ -99,7 +99,9 @@ class TwoGaussians:
         return float(feasible + np.sign(0.5 - feasible) * 1e-9)
 
     # ------------------------------------------------------------------ pruning
-    def pruned_prior(self, prior0: float | np.ndarray, densities: np.ndarray | tuple[float, float]) -> float | np.ndarray:
+    def pruned_prior(
+        self, prior0: float | np.ndarray, densities: np.ndarray | tuple[float, float]
+    ) -> float | np.ndarray:
         """Class-0 prior after random within-class pruning keeping fractions ``densities = (d0, d1)`` (last axis).
 
         prior0' = prior0 d0 / (prior0 d0 + (1 - prior0) d1); the class-conditional densities do not change.
@@ -108,11 +110,15 @@ class TwoGaussians:
         p = check_in_range(prior0, "prior0", owner, 0.0, 1.0, lo_open=True, hi_open=True)
         d = check_in_range(densities, "densities", owner, 0.0, 1.0)
         if d.shape[-1:] != (2,):
-            raise ValueError(f"The 'densities' parameter of {owner} must have a last axis of length 2. Got shape {d.shape} instead.")
+            raise ValueError(
+                f"The 'densities' parameter of {owner} must have a last axis of length 2. Got shape {d.shape} instead."
+            )
         kept0, kept1 = p * d[..., 0], (1 - p) * d[..., 1]
         total = kept0 + kept1
         if np.any(total <= 0):
-            raise ValueError(f"The 'densities' parameter of {owner} must keep some data (d0 or d1 > 0). Got {densities!r} instead.")
+            raise ValueError(
+                f"The 'densities' parameter of {owner} must keep some data (d0 or d1 > 0). Got {densities!r} instead."
+            )
         return scalar_or_array(kept0 / total)
 
     def drop_densities(self, prior0: float | np.ndarray, density: float | np.ndarray) -> np.ndarray:
@@ -147,7 +153,10 @@ class TwoGaussians:
 
     # ------------------------------------------------------------------ SSP (supervised margin pruning, B.3)
     def ssp_kept(self, margin: float | np.ndarray) -> np.ndarray:
-        """Fraction of each class left after removing |x - mu_k| < margin: ``margin.shape + (2,)``, 2 Phi(-margin/sigma_k)."""
+        """Fraction of each class left after removing |x - mu_k| < margin, 2 Phi(-margin/sigma_k).
+
+        Shape ``margin.shape + (2,)``.
+        """
         m = check_in_range(margin, "margin", f"{_OWNER}.ssp_kept", 0.0, np.inf, hi_open=True)
         return self._ssp_kept(m)
 
@@ -178,7 +187,9 @@ class TwoGaussians:
             m = m - step
         return scalar_or_array(np.where(d >= 1.0, 0.0, m))
 
-    def ssp_risk(self, t: float | np.ndarray, prior0: float | np.ndarray, margin: float | np.ndarray) -> float | np.ndarray:
+    def ssp_risk(
+        self, t: float | np.ndarray, prior0: float | np.ndarray, margin: float | np.ndarray
+    ) -> float | np.ndarray:
         """Average risk of rule ``t`` on the SSP-pruned distribution (|x - mu_k| < margin removed, renormalised)."""
         owner = f"{_OWNER}.ssp_risk"
         t = check_in_range(t, "t", owner, -np.inf, np.inf)

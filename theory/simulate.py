@@ -25,7 +25,10 @@ def erm_threshold(x: np.ndarray, y: np.ndarray, keep: np.ndarray | None = None) 
     y = np.atleast_2d(np.asarray(y).astype(bool))
     keep = np.ones(x.shape, dtype=bool) if keep is None else np.atleast_2d(np.asarray(keep, dtype=bool))
     if not (x.shape == y.shape == keep.shape) or x.ndim != 2:
-        raise ValueError(f"The 'x', 'y' and 'keep' parameters of erm_threshold must have one shape. Got {x.shape}, {y.shape}, {keep.shape} instead.")
+        raise ValueError(
+            f"The 'x', 'y' and 'keep' parameters of erm_threshold must have one shape. "
+            f"Got {x.shape}, {y.shape}, {keep.shape} instead."
+        )
     order = np.argsort(x, axis=1, kind="stable")
     take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
     t = _erm_sorted(take(x), take(y), take(keep))
@@ -118,7 +121,9 @@ def simulate(
     for d in dens:
         budget = int(round(d * n))
         per_class = {
-            "Toy DRoP": drop_class_densities(np.stack([emp_prior, 1 - emp_prior], 1), query_errors, np.full(repeats, d)),
+            "Toy DRoP": drop_class_densities(
+                np.stack([emp_prior, 1 - emp_prior], 1), query_errors, np.full(repeats, d)
+            ),
             "Optimum": g.optimal_densities(emp_prior, d),
         }
         for method in METHODS:
@@ -143,6 +148,12 @@ def simulate(
 
 def summarize_simulation(sim: pd.DataFrame) -> pd.DataFrame:
     """Mean, std, min and max over repeats of every risk column: one row per (method, density, metric)."""
-    long = sim.melt(id_vars=["method", "density", "repeat"], value_vars=list(RISK_COLUMNS), var_name="metric", value_name="risk")
-    out = long.groupby(["method", "density", "metric"], sort=False)["risk"].agg(["mean", "std", "min", "max"]).reset_index()
+    long = sim.melt(
+        id_vars=["method", "density", "repeat"], value_vars=list(RISK_COLUMNS), var_name="metric", value_name="risk"
+    )
+    out = (
+        long.groupby(["method", "density", "metric"], sort=False)["risk"]
+        .agg(["mean", "std", "min", "max"])
+        .reset_index()
+    )
     return out.assign(std=out["std"].fillna(0.0))

@@ -91,7 +91,11 @@ def class_density_curves(g: TwoGaussians, prior0: float, num: int = 201) -> pd.D
     pdf0 = prior0 * np.exp(-0.5 * ((x - mu0) / s0) ** 2) / (s0 * np.sqrt(2 * np.pi))
     pdf1 = (1 - prior0) * np.exp(-0.5 * ((x - mu1) / s1) ** 2) / (s1 * np.sqrt(2 * np.pi))
     return pd.DataFrame(
-        {"x": np.concatenate([x, x]), "class": ["class 0"] * num + ["class 1"] * num, "density": np.concatenate([pdf0, pdf1])}
+        {
+            "x": np.concatenate([x, x]),
+            "class": ["class 0"] * num + ["class 1"] * num,
+            "density": np.concatenate([pdf0, pdf1]),
+        }
     )
 
 

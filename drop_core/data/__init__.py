@@ -7,12 +7,12 @@ for reported test metrics.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 # Explicit imports register the loaders, in the order `list` shows them.
+# isort: off
 from drop_core.data import embedded  # noqa: F401
 from drop_core.data import vision  # noqa: F401
 from drop_core.data import folders  # noqa: F401
+# isort: on
 from drop_core.data._registry import DATASETS, Loader
 from drop_core.data.base import Dataset
 from drop_core.errors import DropError
@@ -22,7 +22,7 @@ __all__ = ["DATASETS", "Dataset", "Loader", "load_dataset"]
 IMAGEFOLDER_PREFIX = "imagefolder:"
 
 
-def load_dataset(name: str, *, root: Optional[str] = None, download: bool = False, seed: int = 0) -> Dataset:
+def load_dataset(name: str, *, root: str | None = None, download: bool = False, seed: int = 0) -> Dataset:
     """Load a registered dataset by name, or ``imagefolder:PATH``.
 
     ``root`` is the folder torchvision-style datasets live in (and are downloaded into with
@@ -31,6 +31,8 @@ def load_dataset(name: str, *, root: Optional[str] = None, download: bool = Fals
     if name.startswith(IMAGEFOLDER_PREFIX):
         path = name[len(IMAGEFOLDER_PREFIX):]
         if not path:
-            raise DropError("The dataset 'imagefolder:PATH' needs a path after the colon, e.g. imagefolder:/data/cifar10.")
+            raise DropError(
+                "The dataset 'imagefolder:PATH' needs a path after the colon, e.g. imagefolder:/data/cifar10."
+            )
         return DATASETS.get("imagefolder")(path, download, seed)
     return DATASETS.get(name)(root, download, seed)

@@ -1,7 +1,7 @@
 """Assemble loaded arrays into a checked, split, normalised :class:`Dataset`."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -46,8 +46,8 @@ def assemble(
     flip: bool = False,
     max_shift: int = 0,
     source: str = "",
-    mean: Optional[Sequence[float]] = None,
-    std: Optional[Sequence[float]] = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> Dataset:
     """Build a Dataset from the original train and test arrays.
 

@@ -1,8 +1,6 @@
 """Datasets that need no download: scikit-learn's handwritten digits and a generated Gaussian mixture."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from drop_core.data._registry import DATASETS
@@ -32,7 +30,7 @@ GAUSS_LAYOUT_SEED = GAUSSIANS_LAYOUT_SEED  # fixes the class means, so class ide
 
 
 @DATASETS.register("digits", "scikit-learn handwritten digits, 1x8x8, 10 classes, 1078 train (offline default)")
-def load_digits(root: Optional[str], download: bool, seed: int) -> Dataset:
+def load_digits(root: str | None, download: bool, seed: int) -> Dataset:
     """The 1,797 8x8 digits shipped with scikit-learn as uint8 images (0..16 scaled to 0..255).
 
     A fixed stratified split sends 40 % of each class to the original test split, which is
@@ -61,7 +59,7 @@ def gaussian_spreads(num_classes: int = GAUSS_CLASSES) -> np.ndarray:
     "gaussians",
     "generated 10-class Gaussian mixture in 16-D, spread growing with the class index (class 9 hardest)",
 )
-def load_gaussians(root: Optional[str], download: bool, seed: int) -> Dataset:
+def load_gaussians(root: str | None, download: bool, seed: int) -> Dataset:
     """A K-class isotropic Gaussian mixture with class-dependent spread (the theory's setting in more dimensions).
 
     Class means are ``GAUSS_SEPARATION`` times orthonormal directions (fixed for all seeds,

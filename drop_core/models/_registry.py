@@ -1,7 +1,7 @@
 """The model registry and the shape checks its builders share; ``drop_core.models`` re-exports it."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

@@ -16,5 +16,7 @@ def build_lenet(input_shape: tuple[int, ...], num_classes: int) -> Classifier:
         nn.Flatten(),
     )
     width = flat_dim(convs, (c, h, w))
-    features = nn.Sequential(convs, nn.Linear(width, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True))
+    features = nn.Sequential(
+        convs, nn.Linear(width, 120), nn.ReLU(inplace=True), nn.Linear(120, 84), nn.ReLU(inplace=True)
+    )
     return authors_init(Classifier(features, 84, num_classes))

@@ -29,8 +29,7 @@ def check_budget(cfg: ResolvedConfig, class_sizes: np.ndarray) -> int:
     if cfg.density < 1.0 and cfg.quoter != "none" and need > n_keep:
         raise DropError(f"The class floor min_per_class={cfg.min_per_class} (preset {cfg.preset!r} unless you set "
                         f"it) needs {need} samples, but density {cfg.density} keeps only {n_keep} of {n}. "
-                        f"Lower it with --min-per-class (0 is the paper's rule; in the app: Advanced, 'Minimum "
-                        f"samples kept per class') or raise the density.")
+                        f"Lower it with --min-per-class (0 is the paper's rule) or raise the density.")
     return n_keep
 
 

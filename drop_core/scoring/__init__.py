@@ -25,6 +25,7 @@ from drop_core.scoring.base import SCORERS, ScorerParams, ScorerSpec, register_s
 from drop_core.scoring.recording import Recording
 
 # explicit imports register the scorers, in this order
+# isort: off
 from drop_core.scoring import random as _random  # noqa: E402,F401
 from drop_core.scoring import el2n as _el2n  # noqa: E402,F401
 from drop_core.scoring import grand as _grand  # noqa: E402,F401
@@ -33,6 +34,7 @@ from drop_core.scoring import dynamic_uncertainty as _du  # noqa: E402,F401
 from drop_core.scoring import coreset as _coreset  # noqa: E402,F401
 from drop_core.scoring import ssp as _ssp  # noqa: E402,F401
 from drop_core.scoring import aum as _aum  # noqa: E402,F401
+# isort: on
 
 __all__ = ["SCORERS", "ScorerParams", "ScorerSpec", "compute_scores", "register_scorer"]
 

@@ -11,7 +11,8 @@ Vectorised: each pick updates the nearest-centre distance of all N samples with 
 matrix-vector product, ||x||^2 - 2 x.c + ||c||^2, so a pick costs O(N D) time, and memory
 is one float32 copy of the embeddings (50,000 x 512 is 100 MB) plus O(N): no N x N matrix
 and no per-pick N x D temporary (the authors' ``distance_matrix`` builds one per pick).
-The picks are sequential, so the total is O(budget N D). Exact distance ties are broken by a random permutation of the samples
+The picks are sequential, so the total is O(budget N D). Exact distance ties are broken by a random
+permutation of the samples
 drawn from the RNG, not by dataset index. Uses one query run.
 """
 from __future__ import annotations

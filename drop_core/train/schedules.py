@@ -1,7 +1,7 @@
 """Learning-rate schedules as pure per-step multipliers of the base lr."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import mixture_charts as charts
-from app.mixture_page import PRESETS, SCHEMA, params_of
+from app.pages.mixture import PRESETS, SCHEMA, params_of
 from app.url_state import parse_query, to_query
 from theory.mixture_explorer import MixtureParams, explore_mixture
 
@@ -20,7 +20,7 @@ DEFAULTS = {p.name: p.default for p in SCHEMA}
 
 def mixture_app() -> AppTest:
     """The app switched to /mixture (AppTest starts on the default page, which owns the query string first)."""
-    return AppTest.from_file(APP, default_timeout=300).run().switch_page("app/mixture_page.py").run()
+    return AppTest.from_file(APP, default_timeout=300).run().switch_page("app/pages/mixture.py").run()
 
 
 def shown(at: AppTest) -> dict[str, str]:
@@ -43,7 +43,7 @@ def test_moving_a_density_slider_changes_the_numbers_shown() -> None:
 
 
 def test_no_widget_key_is_shared_with_the_toy_model_page() -> None:
-    from app.theory_page import SCHEMA as TOY
+    from app.pages.toy_model import SCHEMA as TOY
 
     assert not {p.name for p in SCHEMA} & {p.name for p in TOY}
 

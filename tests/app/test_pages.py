@@ -43,7 +43,7 @@ def _add_run(store, scorer, quoter, density, accuracy, kept, seed=0, dataset="ga
 
 
 def _page(name: str) -> AppTest:
-    return AppTest.from_file(str(REPO / "app" / f"{name}_page.py"), default_timeout=60).run()
+    return AppTest.from_file(str(REPO / "app" / "pages" / f"{name}.py"), default_timeout=60).run()
 
 
 def _text(at: AppTest) -> str:

@@ -12,7 +12,7 @@ from altair.vegalite.v6.schema.core import load_schema
 from streamlit.testing.v1 import AppTest
 
 from app import theory_charts as charts
-from app.theory_page import MODEL_KEYS, PRESETS, SCHEMA
+from app.pages.toy_model import MODEL_KEYS, PRESETS, SCHEMA
 from app.url_state import parse_query, to_query
 from theory.explorer import ExplorerParams, explore
 from theory.simulate import simulate, summarize_simulation

@@ -53,7 +53,9 @@ def test_argument_type_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--density", "half"])
     assert e.value.code == 2
-    assert capsys.readouterr().err == "python -m drop_core run: error: argument --density: invalid float value: 'half'\n"
+    assert (
+        capsys.readouterr().err == "python -m drop_core run: error: argument --density: invalid float value: 'half'\n"
+    )
     assert _err(capsys, ["run", "--seed", "1", "--seeds", "1", "2", "--no-store"]) == (
         "error: Give either --seed or --seeds, not both.")
 

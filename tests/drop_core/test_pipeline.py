@@ -13,11 +13,10 @@ import pytest
 import torch
 
 from drop_core import pipeline
-from drop_core.pipeline import corrections, query
 from drop_core.cli import main
 from drop_core.data import load_dataset
 from drop_core.errors import DropError
-from drop_core.pipeline import Cancelled, RunConfig, RunResult, resolve, run, run_key
+from drop_core.pipeline import Cancelled, RunConfig, corrections, query, resolve, run, run_key
 from drop_core.quotas import drop_quotas
 from drop_core.select import Selection
 from drop_core.store import Store

@@ -75,7 +75,9 @@ def test_optimal_threshold_is_global_minimiser_on_a_grid(g: TwoGaussians, prior0
     grid_risk = g.average_risk(t_grid(g), prior0)
     assert g.average_risk(t_star, prior0) <= grid_risk.min() + 1e-12
     if np.isfinite(t_star):  # a finite t* is a stationary point: dR/dt = prior1 p1 - prior0 p0 = 0
-        slope = (1 - prior0) * stats.norm.pdf(t_star, g.mu[1], g.sigma[1]) - prior0 * stats.norm.pdf(t_star, g.mu[0], g.sigma[0])
+        slope = (1 - prior0) * stats.norm.pdf(t_star, g.mu[1], g.sigma[1]) - prior0 * stats.norm.pdf(
+            t_star, g.mu[0], g.sigma[0]
+        )
         assert abs(slope) < 1e-9
 
 
@@ -110,16 +112,24 @@ def test_trivial_rule_wins_although_eq6_holds() -> None:
 def test_equal_variances_closed_form(prior0: float) -> None:
     mu0, mu1, s = -0.3, 1.1, 0.8
     expected = 0.5 * (mu0 + mu1) + s**2 * np.log(prior0 / (1 - prior0)) / (mu1 - mu0)
-    assert TwoGaussians(mu=(mu0, mu1), sigma=(s, s)).optimal_threshold(prior0) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert TwoGaussians(mu=(mu0, mu1), sigma=(s, s)).optimal_threshold(prior0) == pytest.approx(
+        expected, rel=1e-12, abs=1e-12
+    )
     nearly = TwoGaussians(mu=(mu0, mu1), sigma=(s, s * (1 + 1e-11))).optimal_threshold(prior0)
     assert nearly == pytest.approx(expected, abs=1e-8)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    mu0=st.floats(-3, 3), gap=st.floats(0.05, 4), s0=st.floats(0.2, 3), s1=st.floats(0.2, 3), prior0=st.floats(0.001, 0.999)
+    mu0=st.floats(-3, 3),
+    gap=st.floats(0.05, 4),
+    s0=st.floats(0.2, 3),
+    s1=st.floats(0.2, 3),
+    prior0=st.floats(0.001, 0.999),
 )
-def test_mirror_symmetry_sigma0_greater_than_sigma1(mu0: float, gap: float, s0: float, s1: float, prior0: float) -> None:
+def test_mirror_symmetry_sigma0_greater_than_sigma1(
+    mu0: float, gap: float, s0: float, s1: float, prior0: float
+) -> None:
     """Reflecting x -> -x swaps the classes: t*(prior0) of the model equals -t*(1 - prior0) of its mirror."""
     g = TwoGaussians(mu=(mu0, mu0 + gap), sigma=(s0, s1))
     mirror = TwoGaussians(mu=(-mu0 - gap, -mu0), sigma=(s1, s0))
@@ -261,7 +271,9 @@ def test_ssp_threshold_is_global_minimiser_of_the_pruned_risk(g: TwoGaussians, p
 def test_ssp_threshold_examples_from_the_notes() -> None:
     """Worked example of the reconstruction: the argmin stays at t* for M = 0.25, jumps to 1.5 at M = 0.5 and to -2.0 at M = 1."""
     g = TwoGaussians(mu=(-1.0, 1.0), sigma=(1.0, 2.0))
-    np.testing.assert_allclose(g.ssp_threshold(0.5, [0.0, 0.25, 0.5, 1.0]), [g.optimal_threshold(0.5), g.optimal_threshold(0.5), 1.5, -2.0])
+    np.testing.assert_allclose(
+        g.ssp_threshold(0.5, [0.0, 0.25, 0.5, 1.0]), [g.optimal_threshold(0.5), g.optimal_threshold(0.5), 1.5, -2.0]
+    )
 
 
 def test_ssp_prunes_the_easy_class_more_and_margin_inverts_density() -> None:
@@ -279,18 +291,54 @@ def test_ssp_prunes_the_easy_class_more_and_margin_inverts_density() -> None:
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: TwoGaussians(mu=(0, 1), sigma=(1, 0)), "The 'sigma' parameter of TwoGaussians must be a pair of floats > 0. Got (1, 0) instead."),
-        (lambda: TwoGaussians(mu=(1, 1), sigma=(1, 1)), "The 'mu' parameter of TwoGaussians must be a pair (mu0, mu1) with mu0 < mu1. Got (1, 1) instead."),
-        (lambda: TwoGaussians(mu=(0, np.nan), sigma=(1, 1)), "The 'mu' parameter of TwoGaussians must be a pair of finite floats. Got (0, nan) instead."),
-        (lambda: TwoGaussians(mu=(0, 1), sigma=(1,)), "The 'sigma' parameter of TwoGaussians must be a pair of finite floats. Got (1,) instead."),
-        (lambda: G.optimal_threshold(1.5), "The 'prior0' parameter of TwoGaussians.optimal_threshold must be a float in the range [0.0, 1.0]. Got 1.5 instead."),
-        (lambda: G.average_risk(0.0, [0.5, -0.1]), "The 'prior0' parameter of TwoGaussians.average_risk must be a float in the range [0.0, 1.0]. Got -0.1 instead."),
-        (lambda: G.class_risks(np.nan), "The 't' parameter of TwoGaussians.class_risks must be a float in the range [-inf, inf]. Got nan instead."),
-        (lambda: G.drop_densities(0.5, 0.0), "The 'density' parameter of TwoGaussians.drop_densities must be a float in the range (0.0, 1.0]. Got 0.0 instead."),
-        (lambda: G.drop_densities(1.0, 0.5), "The 'prior0' parameter of TwoGaussians.drop_densities must be a float in the range (0.0, 1.0). Got 1.0 instead."),
-        (lambda: G.pruned_prior(0.5, (1.2, 1.0)), "The 'densities' parameter of TwoGaussians.pruned_prior must be a float in the range [0.0, 1.0]. Got 1.2 instead."),
-        (lambda: G.pruned_prior(0.5, (0.0, 0.0)), "The 'densities' parameter of TwoGaussians.pruned_prior must keep some data (d0 or d1 > 0). Got (0.0, 0.0) instead."),
-        (lambda: G.ssp_threshold(0.5, -0.1), "The 'margin' parameter of TwoGaussians.ssp_threshold must be a float in the range [0.0, inf). Got -0.1 instead."),
+        (
+            lambda: TwoGaussians(mu=(0, 1), sigma=(1, 0)),
+            "The 'sigma' parameter of TwoGaussians must be a pair of floats > 0. Got (1, 0) instead.",
+        ),
+        (
+            lambda: TwoGaussians(mu=(1, 1), sigma=(1, 1)),
+            "The 'mu' parameter of TwoGaussians must be a pair (mu0, mu1) with mu0 < mu1. Got (1, 1) instead.",
+        ),
+        (
+            lambda: TwoGaussians(mu=(0, np.nan), sigma=(1, 1)),
+            "The 'mu' parameter of TwoGaussians must be a pair of finite floats. Got (0, nan) instead.",
+        ),
+        (
+            lambda: TwoGaussians(mu=(0, 1), sigma=(1,)),
+            "The 'sigma' parameter of TwoGaussians must be a pair of finite floats. Got (1,) instead.",
+        ),
+        (
+            lambda: G.optimal_threshold(1.5),
+            "The 'prior0' parameter of TwoGaussians.optimal_threshold must be a float in the range [0.0, 1.0]. Got 1.5 instead.",
+        ),
+        (
+            lambda: G.average_risk(0.0, [0.5, -0.1]),
+            "The 'prior0' parameter of TwoGaussians.average_risk must be a float in the range [0.0, 1.0]. Got -0.1 instead.",
+        ),
+        (
+            lambda: G.class_risks(np.nan),
+            "The 't' parameter of TwoGaussians.class_risks must be a float in the range [-inf, inf]. Got nan instead.",
+        ),
+        (
+            lambda: G.drop_densities(0.5, 0.0),
+            "The 'density' parameter of TwoGaussians.drop_densities must be a float in the range (0.0, 1.0]. Got 0.0 instead.",
+        ),
+        (
+            lambda: G.drop_densities(1.0, 0.5),
+            "The 'prior0' parameter of TwoGaussians.drop_densities must be a float in the range (0.0, 1.0). Got 1.0 instead.",
+        ),
+        (
+            lambda: G.pruned_prior(0.5, (1.2, 1.0)),
+            "The 'densities' parameter of TwoGaussians.pruned_prior must be a float in the range [0.0, 1.0]. Got 1.2 instead.",
+        ),
+        (
+            lambda: G.pruned_prior(0.5, (0.0, 0.0)),
+            "The 'densities' parameter of TwoGaussians.pruned_prior must keep some data (d0 or d1 > 0). Got (0.0, 0.0) instead.",
+        ),
+        (
+            lambda: G.ssp_threshold(0.5, -0.1),
+            "The 'margin' parameter of TwoGaussians.ssp_threshold must be a float in the range [0.0, inf). Got -0.1 instead.",
+        ),
     ],
 )
 def test_invalid_parameters_raise_value_error_naming_them(call, message: str) -> None:

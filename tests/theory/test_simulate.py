@@ -63,7 +63,10 @@ def test_simulation_converges_to_the_exact_curves() -> None:
 
 def test_simulate_rejects_bad_sizes() -> None:
     g = TwoGaussians(mu=(0.0, 1.0), sigma=(1.0, 1.0))
-    with pytest.raises(ValueError, match=r"^The 'n' parameter of simulate must be an int in the range \[10, 10000000\]. Got 5 instead.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^The 'n' parameter of simulate must be an int in the range \[10, 10000000\]. Got 5 instead.$",
+    ):
         simulate(g, 0.5, 5)
     with pytest.raises(ValueError, match="'densities' parameter of simulate"):
         simulate(g, 0.5, 100, np.array([0.0, 0.5]))

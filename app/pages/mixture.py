@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import mixture_charts as charts
 from app import url_state
+from app.errors import guard
 from app.url_state import Param
 from theory.mixture import GAUSSIANS_SPREAD
 from theory.mixture_explorer import LAYOUTS, MAX_CLASSES, MixtureParams, explore_mixture
@@ -206,6 +207,8 @@ def _nearest(density: float) -> float:
     return float(min(SIM_DENSITIES, key=lambda d: abs(d - density)))
 
 
-# Streamlit runs this file as "__main__"; importing it (tests read SCHEMA and PRESETS) draws nothing.
+# Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
+# ``guard`` turns any fault into one st.error (see app/errors.py).
 if __name__ == "__main__":
-    main()
+    with guard():
+        main()

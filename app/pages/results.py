@@ -7,6 +7,7 @@ import streamlit as st
 from app import resources
 from app import results_data as rd
 from app.comparison import comparison_ui
+from app.errors import guard
 from drop_core.config import setting_fields
 from drop_core.store import ACTIVE_STATUSES, Store
 
@@ -122,4 +123,8 @@ def main() -> None:
         delete_ui(store, shown)
 
 
-main()
+# Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
+# ``guard`` turns any fault into one st.error (see app/errors.py).
+if __name__ == "__main__":
+    with guard():
+        main()

@@ -16,6 +16,7 @@ import streamlit as st
 
 from app import theory_charts as charts
 from app import url_state
+from app.errors import guard
 from app.url_state import Param
 from theory.explorer import Exploration, ExplorerParams, explore
 from theory.simulate import simulate, summarize_simulation
@@ -265,6 +266,8 @@ def main() -> None:
     formulas_ui()
 
 
-# Streamlit runs this file as "__main__"; importing it (tests read SCHEMA and PRESETS) draws nothing.
+# Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
+# ``guard`` turns any fault into one st.error (see app/errors.py).
 if __name__ == "__main__":
-    main()
+    with guard():
+        main()

@@ -12,6 +12,7 @@ import streamlit as st
 from app import jobs, plan, resources
 from app import results_data as rd
 from app.comparison import comparison_ui
+from app.errors import app_message, guard, show_error
 from drop_core import analysis as an
 from drop_core.data import DATASETS
 from drop_core.errors import DropError
@@ -121,7 +122,7 @@ def settings_ui() -> list[RunConfig] | None:
             full_data=full_data,
         )
     except DropError as e:
-        st.error(str(e))
+        show_error(e, dataset=choice, stop=False)    # in the app's words (its controls, not CLI flags)
         return None
 
 
@@ -131,8 +132,7 @@ def run_ui(configs: list[RunConfig]) -> None:
     try:
         keys = [run_key(c) for c in configs]
     except DropError as e:
-        st.error(str(e))
-        st.stop()
+        show_error(e)
     stored = sum(store.finished_run_for_key(k) is not None for k in keys)
     methods = an.method_order(an.config_method_name(c.to_dict()) for c in configs)
     st.markdown(
@@ -146,6 +146,7 @@ def run_ui(configs: list[RunConfig]) -> None:
 
 
 @st.fragment(run_every=POLL_SECONDS)
+@guard()                                            # a fragment rerun runs outside main's guard
 def progress_ui(job: jobs.Job) -> None:
     """Live progress of the job, read from the store every POLL_SECONDS; Cancel stops it cleanly."""
     store = resources.store()
@@ -189,7 +190,7 @@ def outcome_ui(job: jobs.Job) -> None:
         st.warning(f"{counts['cancelled']} runs were cancelled; the finished ones are kept.")
     for rid, status in p.statuses.items():
         if status in ("failed", "interrupted"):
-            st.error(f"Run #{rid} {status}: {store.get_run(rid)['error']}")
+            st.error(f"Run #{rid} {status}: {app_message(str(store.get_run(rid)['error']))}")
 
 
 def store_active_elsewhere(job: jobs.Job | None) -> int:
@@ -231,4 +232,8 @@ def main() -> None:
         comparison_ui(resources.store(), list(job.run_ids), key="experiment")
 
 
-main()
+# Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
+# ``guard`` turns any fault into one st.error (see app/errors.py).
+if __name__ == "__main__":
+    with guard():
+        main()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.errors import guard
 from drop_core.presets import PRESETS
 from drop_core.quotas import QUOTERS
 from drop_core.scoring import SCORERS
@@ -157,4 +158,8 @@ def main() -> None:
     files_ui()
 
 
-main()
+# Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
+# ``guard`` turns any fault into one st.error (see app/errors.py).
+if __name__ == "__main__":
+    with guard():
+        main()
