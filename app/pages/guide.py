@@ -135,7 +135,8 @@ def files_ui() -> None:
     st.markdown(
         """
 - **Results store**: `runs/drop.sqlite` (the `DROP_STORE` environment variable picks another file); the
-  background workers' logs are in `runs/logs/` next to it.
+  background workers' logs are in `runs/logs/` next to it, with `app.log`: when the app reports an
+  "internal error", the traceback is there (please attach it to a bug report).
 - **Query-model and score cache**: `runs/cache/` (`DROP_CACHE` picks another folder). A damaged entry is
   reported and recomputed; deleting the folder only costs the time to train the query models again.
 - **Your image folder**: its decoded images go to a hidden `.drop_cache/` folder inside it (or
