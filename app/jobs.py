@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from drop_core.pipeline import RunConfig, resolve, run_key
+from drop_core.config import RunConfig, resolve_all, run_key
 from drop_core.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def submit(store: Store, configs: list[RunConfig]) -> Job:
     joined as a follower; so repeating a click never trains the same thing twice. The worker's pid
     goes on the queued rows at once, so they end ``interrupted`` if it dies before running them.
     """
-    resolved = [resolve(c)[0] for c in configs]   # rows show the model and hyperparameters actually used
+    resolved = resolve_all(configs)   # rows show the model and hyperparameters used; each dataset fingerprinted once
     run_ids: list[int] = []
     queued: list[int] = []
     reused: list[int] = []

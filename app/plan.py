@@ -1,10 +1,9 @@
 """What a comparison runs: the densities field parsed, the chosen grid expanded into run configs."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 from drop_core.errors import DropError
 from drop_core.pipeline import RunConfig
+from drop_core.sweep import grid_points
 
 
 def parse_densities(text: str) -> list[float]:
@@ -41,21 +40,10 @@ def comparison_configs(
 ) -> list[RunConfig]:
     """Every run of the comparison, without repeats, in the order a worker should run them.
 
-    Full-data references first (one per seed), then per scorer and seed every density and quota
-    rule, so runs sharing a query model follow each other and later ones hit its cache.
+    The sweep's grid expansion (:func:`drop_core.sweep.grid_points`): full-data references first
+    (one per seed), then per scorer and seed every density and quota rule, so runs sharing a
+    query model follow each other and later ones hit its cache.
     """
-    configs: list[RunConfig] = []
-    if full_data:
-        configs += [replace(base, scorer="random", quoter="none", density=1.0, seed=s) for s in seeds]
-    configs += [
-        replace(base, scorer=scorer, quoter=quoter, density=density, seed=seed)
-        for scorer in scorers
-        for seed in seeds
-        for density in densities
-        for quoter in quoters
-    ]
-    unique: list[RunConfig] = []
-    for config in configs:
-        if config not in unique:
-            unique.append(config)
-    return unique
+    points = grid_points(base.to_dict(), scorers=scorers, quoters=quoters, densities=densities, seeds=seeds,
+                         full_data=full_data)
+    return [RunConfig.from_dict(p) for p in points]

@@ -16,7 +16,7 @@ imports this package.
 """
 from drop_core.sweep.driver import SweepReport, run_sweep, sigterm_ends_sweep
 from drop_core.sweep.engines import ENGINES, Engine, EngineOptions, check_options, ray_session, run_point, run_query
-from drop_core.sweep.grid import AXES, SMOKE_TEST, GridSpec, expand_grid
+from drop_core.sweep.grid import AXES, FULL_DATA_POINT, SMOKE_TEST, GridSpec, expand_grid, grid_points
 from drop_core.sweep.points import (
     Point,
     mark_done,
@@ -27,6 +27,7 @@ from drop_core.sweep.points import (
     resolve_point,
 )
 
-__all__ = ["AXES", "ENGINES", "SMOKE_TEST", "Engine", "EngineOptions", "GridSpec", "Point", "SweepReport",
-           "check_options", "expand_grid", "mark_done", "point_device", "query_family", "query_groups", "ray_session",
-           "resolve_grid", "resolve_point", "run_point", "run_query", "run_sweep", "sigterm_ends_sweep"]
+__all__ = ["AXES", "ENGINES", "FULL_DATA_POINT", "SMOKE_TEST", "Engine", "EngineOptions", "GridSpec", "Point",
+           "SweepReport", "check_options", "expand_grid", "grid_points", "mark_done", "point_device", "query_family",
+           "query_groups", "ray_session", "resolve_grid", "resolve_point", "run_point", "run_query", "run_sweep",
+           "sigterm_ends_sweep"]

@@ -5,8 +5,7 @@ stored or started.
 """
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,8 +57,33 @@ SMOKE_TEST = GridSpec(dataset="digits", scorers=("random", "el2n"), quoters=("un
                       densities=(0.3, 0.6), seeds=(0,), base={"epochs": 2}, name="smoke test")
 
 
+FULL_DATA_POINT: Mapping[str, Any] = {"scorer": "random", "quoter": "none", "density": 1.0}   # the reference run
+
+
+def grid_points(base: Mapping[str, Any], *, scorers: Iterable[str], quoters: Iterable[str],
+                densities: Iterable[float], seeds: Iterable[int], full_data: bool = False) -> list[dict[str, Any]]:
+    """Every point of scorers x quoters x densities x seeds as a RunConfig dict, without repeats, in run order.
+
+    The one grid expansion (the sweep's :func:`expand_grid` and the app's comparison use it).
+    ``base`` gives the other fields; an axis value overrides it. ``full_data`` adds a full-data
+    reference per seed, first. Then per scorer and seed every density and quota rule, so points
+    sharing a query model follow each other and a sequential worker finds it in the cache.
+    An int density becomes a float (1 and 1.0 are one run key).
+    """
+    scorers, quoters, seeds = list(scorers), list(quoters), list(seeds)
+    densities = [_as_float(d) for d in densities]
+    points = [{**base, **FULL_DATA_POINT, "seed": seed} for seed in seeds] if full_data else []
+    points += [{**base, "scorer": s, "quoter": q, "density": d, "seed": seed}
+               for s in scorers for seed in seeds for d in densities for q in quoters]
+    unique: list[dict[str, Any]] = []
+    for point in points:            # a few hundred points at most; dict values may be unhashable (lists)
+        if point not in unique:
+            unique.append(point)
+    return unique
+
+
 def expand_grid(spec: GridSpec) -> list[dict[str, Any]]:
-    """Every grid point as a RunConfig dict, in scorer, quoter, density, seed order.
+    """Every grid point as a RunConfig dict, in :func:`grid_points` order (scorer, seed, density, quoter).
 
     Checks the grid's shape only (each axis non-empty, no repeated value, ``base`` sets no
     axis); the values themselves are checked when each point is resolved, before any run.
@@ -74,10 +98,9 @@ def expand_grid(spec: GridSpec) -> list[dict[str, Any]]:
     if clash:
         raise DropError(f"The 'base' settings of a sweep must not set a grid axis; give {clash[0]!r} "
                         f"as a sweep parameter instead. Got base keys {sorted(spec.base)}.")
-    return [{**spec.base, "dataset": spec.dataset, "scorer": s, "quoter": q, "density": _as_float(d), "seed": seed}
-            for s, q, d, seed in itertools.product(*axes.values())]
+    return grid_points({**spec.base, "dataset": spec.dataset}, **axes)
 
 
 def _as_float(value: Any) -> Any:
-    """An int density becomes a float (1 and 1.0 are one run key); anything else is left to the config's checks."""
+    """An int density becomes a float; anything else is left to the config's checks."""
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

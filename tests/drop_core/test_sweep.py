@@ -29,9 +29,19 @@ def test_expand_grid_is_the_full_product_once_each():
     spec = sweep.GridSpec(dataset="digits", scorers=("a", "b", "c"), quoters=("u", "d"), densities=(0.1, 0.5),
                           seeds=(0, 1, 2), base={"model": "mlp", "epochs": 3})
     points = sweep.expand_grid(spec)
-    combos = [(p["scorer"], p["quoter"], p["density"], p["seed"]) for p in points]
-    assert combos == list(itertools.product("abc", "ud", (0.1, 0.5), (0, 1, 2)))
+    combos = [(p["scorer"], p["seed"], p["density"], p["quoter"]) for p in points]
+    assert combos == list(itertools.product("abc", (0, 1, 2), (0.1, 0.5), "ud"))   # query-model sharers adjacent
     assert all(p["dataset"] == "digits" and p["model"] == "mlp" and p["epochs"] == 3 for p in points)
+
+
+def test_grid_points_put_full_data_first_and_drop_repeats():
+    points = sweep.grid_points({"epochs": 3, "density": 0.2}, scorers=["random"], quoters=["none", "drop"],
+                               densities=[1, 0.5], seeds=[0, 1], full_data=True)
+    combos = [(p["scorer"], p["quoter"], p["density"], p["seed"]) for p in points]
+    assert combos == [("random", "none", 1.0, 0), ("random", "none", 1.0, 1),        # references, then the grid
+                      ("random", "drop", 1.0, 0), ("random", "none", 0.5, 0), ("random", "drop", 0.5, 0),
+                      ("random", "drop", 1.0, 1), ("random", "none", 0.5, 1), ("random", "drop", 0.5, 1)]
+    assert all(p["epochs"] == 3 and isinstance(p["density"], float) for p in points)
 
 
 def test_expand_grid_rejects_an_empty_axis():
@@ -81,7 +91,7 @@ def test_points_differing_only_in_flips_share_a_query_stage():   # query models 
 def test_query_groups_split_points_whose_query_plans_differ():
     points = sweep.expand_grid(sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform", "drop"),
                                               densities=(0.3, 0.6)))
-    assert _groups(points) == [[0, 1], [2, 3]]   # uniform: no query model; drop: early query models
+    assert _groups(points) == [[0, 2], [1, 3]]   # uniform: no query model; drop: early query models
 
 
 def test_grid_spec_round_trips_through_plain_data():
