@@ -59,7 +59,7 @@ APP_WORDS: tuple[tuple[str, str], ...] = (
     (r"pass --store with", "restart the app with $DROP_STORE set to"),
     (r"pass --cache-dir \(or set \$DROP_CACHE\) with", "restart the app with $DROP_CACHE set to"),
 )
-CLI_ONLY = (f" (Options written --like-this are set on the command line, `{CLI} --help`; "
+CLI_ONLY = (f" (Options written --like-this are set on the command line, see {CLI} --help; "
             f"the app uses the preset's values.)")
 
 
@@ -70,6 +70,17 @@ def app_message(text: str, *, dataset: str | None = None) -> str:
     if re.search(r"(?<![\w-])--[a-z]", text):
         text += CLI_ONLY
     return text.replace(KEEP, "--")
+
+
+def plain(text: str) -> str:
+    """``text`` escaped for Streamlit's Markdown, so paths and globs show as typed: ``train/<class>/*.png``
+    is not italic and ``$DROP_STORE/$DROP_CACHE`` is not LaTeX."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
+
+
+def unplain(text: str) -> str:
+    """The inverse of :func:`plain`: the message as the user reads it (tests compare with this)."""
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def log_path() -> Path:
@@ -106,10 +117,11 @@ def show_error(exc: BaseException, *, dataset: str | None = None, stop: bool = T
     error = user_error(exc)
     if error is None:
         path = _log_bug(exc)
-        st.error(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                 f"— a bug of DRoP Explorer, not of your input. The traceback is in '{path}'; please report it.")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        st.error(plain(f"internal error: {type(exc).__name__}: {first} — a bug of DRoP Explorer, not of your "
+                       f"input. The traceback is in '{path}'; please report it."))
     else:
-        st.error(app_message(str(error), dataset=dataset))
+        st.error(plain(app_message(str(error), dataset=dataset)))
     if stop:
         st.stop()
 

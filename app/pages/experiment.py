@@ -12,7 +12,7 @@ import streamlit as st
 from app import jobs, plan, resources
 from app import results_data as rd
 from app.comparison import comparison_ui
-from app.errors import app_message, guard, show_error
+from app.errors import app_message, guard, plain, show_error
 from drop_core import analysis as an
 from drop_core.data import DATASETS
 from drop_core.errors import DropError
@@ -190,7 +190,7 @@ def outcome_ui(job: jobs.Job) -> None:
         st.warning(f"{counts['cancelled']} runs were cancelled; the finished ones are kept.")
     for rid, status in p.statuses.items():
         if status in ("failed", "interrupted"):
-            st.error(f"Run #{rid} {status}: {app_message(str(store.get_run(rid)['error']))}")
+            st.error(plain(f"Run #{rid} {status}: {app_message(str(store.get_run(rid)['error']))}"))
 
 
 def store_active_elsewhere(job: jobs.Job | None) -> int:

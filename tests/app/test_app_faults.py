@@ -42,7 +42,7 @@ def _page(name: str) -> AppTest:
 
 def _errors(at: AppTest) -> list[str]:
     assert not at.exception, [e.value for e in at.exception]
-    return [str(e.value) for e in at.error]
+    return [errors.unplain(str(e.value)) for e in at.error]
 
 
 def _folder(root: Path, per_class: dict[str, int]) -> None:
@@ -220,3 +220,14 @@ def test_every_flag_the_mapping_names_is_a_cli_flag_and_every_control_a_widget(e
     at = _page("experiment")
     labels = {w.label for kind in ("selectbox", "number_input", "text_input", "slider") for w in getattr(at, kind)}
     assert controls <= labels, controls - labels
+
+
+@pytest.mark.parametrize("text", [
+    "Expected /data/train/<class>/*.png (or .jpg) and /data/test/<class>/*.png.",
+    "restart the app with $DROP_STORE/$DROP_CACHE pointing at '/tmp/my_runs/x_y'",
+    r"a backslash \ and [brackets](link) # not a heading",
+])
+def test_messages_show_as_typed_not_as_markdown(text):
+    escaped = errors.plain(text)
+    assert errors.unplain(escaped) == text
+    assert not re.search(r"(?<!\\)[*_$<\[]", escaped)     # nothing left for Markdown/LaTeX to interpret
