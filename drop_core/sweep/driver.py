@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from drop_core.sweep.engines import ENGINES, EngineOptions, check_options
 from drop_core.sweep.grid import GridSpec
-from drop_core.sweep.points import Point, mark_done, point_device, query_groups, resolve_grid
+from drop_core.sweep.points import Point, config_log_once, mark_done, point_device, query_groups, resolve_grid
 
 if TYPE_CHECKING:
     from drop_core.store import Store
@@ -109,23 +109,24 @@ def run_sweep(spec: GridSpec, store: Store, *, engine: str = "ray", options: Eng
     check_options(options)
     start = time.perf_counter()
     device = point_device(str(spec.base.get("device", "auto")), engine, options.gpus_per_run)
-    points, groups = resolve_grid(spec, device)
-    mark_done(points, store)
-    if sweep_id is None:
-        sweep_id = store.create_sweep(spec.name or f"{spec.dataset} sweep", spec.to_dict())
-    todo = [(p, g) for p, g in zip(points, groups) if p.status == "queued"]
-    echo(f"sweep {sweep_id}: {len(points)} points, {len(points) - len(todo)} already done or active, "
-         f"{len(todo)} to run on {engine}")
-    if todo:
-        with eng.session(options):          # Ray is up (or the address answered) before runs are queued
-            for p, _ in todo:
-                p.run_id = store.create_run(p.config, p.key, sweep_id=sweep_id)
-            run_points = [p for p, _ in todo]
-            rec = _Recorder(store, run_points, echo)
-            try:
-                eng.run(run_points, query_groups([g for _, g in todo]), rec, options)
-            finally:
-                rec.interrupt_unfinished()
+    with config_log_once():                 # the preset's overrides show once, not once per point and stage
+        points, groups = resolve_grid(spec, device)
+        mark_done(points, store)
+        if sweep_id is None:
+            sweep_id = store.create_sweep(spec.name or f"{spec.dataset} sweep", spec.to_dict())
+        todo = [(p, g) for p, g in zip(points, groups) if p.status == "queued"]
+        echo(f"sweep {sweep_id}: {len(points)} points, {len(points) - len(todo)} already done or active, "
+             f"{len(todo)} to run on {engine}")
+        if todo:
+            with eng.session(options):          # Ray is up (or the address answered) before runs are queued
+                for p, _ in todo:
+                    p.run_id = store.create_run(p.config, p.key, sweep_id=sweep_id)
+                run_points = [p for p, _ in todo]
+                rec = _Recorder(store, run_points, echo)
+                try:
+                    eng.run(run_points, query_groups([g for _, g in todo]), rec, options)
+                finally:
+                    rec.interrupt_unfinished()
     return SweepReport(sweep_id, engine, time.perf_counter() - start, points)
 
 

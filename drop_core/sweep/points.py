@@ -7,8 +7,10 @@ points with equal query-model keys share one query stage.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -101,18 +103,25 @@ class _Once(logging.Filter):
         return new
 
 
-def resolve_grid(spec: GridSpec, device: str) -> tuple[list[Point], list[str]]:
-    """Every grid point resolved, with its query group key; a bad value fails here, before anything is stored."""
-    points, groups = [], []
+@contextlib.contextmanager
+def config_log_once() -> Iterator[None]:
+    """Inside, each distinct message of the config log shows once (not once per grid point)."""
     log, once = logging.getLogger("drop_core.config"), _Once()
     log.addFilter(once)
     try:
+        yield
+    finally:
+        log.removeFilter(once)
+
+
+def resolve_grid(spec: GridSpec, device: str) -> tuple[list[Point], list[str]]:
+    """Every grid point resolved, with its query group key; a bad value fails here, before anything is stored."""
+    points, groups = [], []
+    with config_log_once():
         for cfg in expand_grid(spec):
             resolved, key, group = resolve_point(cfg, device)
             points.append(Point(resolved, key))
             groups.append(group)
-    finally:
-        log.removeFilter(once)
     return points, groups
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import os
 
 import pytest
@@ -228,17 +229,19 @@ def test_cli_sweep_rejects_a_bad_density_before_storing_anything(tmp_path, capsy
     assert len(Store(tmp_path / "s.sqlite").list_runs()) == 0
 
 
-def test_a_sweep_created_beforehand_is_filled_and_its_report_is_plain_data(tmp_path):
+def test_a_sweep_created_beforehand_is_filled_and_its_report_is_plain_data(tmp_path, caplog):
     torch.set_num_threads(1)
     store = Store(tmp_path / "s.sqlite")
     spec = sweep.GridSpec.from_dict({"dataset": "digits", "scorers": ["random"], "quoters": ["uniform"],
-                                     "densities": [0.5], "base": {"epochs": 1}, "name": "watched"})
+                                     "densities": [0.5, 0.6], "base": {"epochs": 1}, "name": "watched"})
     sweep_id = store.create_sweep("watched", spec.to_dict())     # a watcher can follow it from the start
-    report = sweep.run_sweep(spec, store, engine="local", sweep_id=sweep_id,
-                             options=sweep.EngineOptions(cache_dir=str(tmp_path / "cache")))
-    assert report.sweep_id == sweep_id and report.counts() == {"finished": 1} and report.unfinished() == 0
+    with caplog.at_level(logging.INFO, logger="drop_core.config"):
+        report = sweep.run_sweep(spec, store, engine="local", sweep_id=sweep_id,
+                                 options=sweep.EngineOptions(cache_dir=str(tmp_path / "cache")))
+    assert [r.getMessage() for r in caplog.records].count("Overriding: epochs = 1 (preset 'cpu' has 30)") == 1
+    assert report.sweep_id == sweep_id and report.counts() == {"finished": 2} and report.unfinished() == 0
     runs = store.list_runs(sweep_id=sweep_id)
-    assert list(runs.status) == ["finished"]
+    assert list(runs.status) == ["finished"] * 2
     assert json.loads(json.dumps(report.to_dict()))["points"][0]["run_id"] == int(runs.id[0])
 
 
