@@ -31,10 +31,10 @@ import torch  # noqa: E402
 
 from drop_core.config import RunConfig, add_flags, flag_values, validate  # noqa: E402
 from drop_core.errors import DropError  # noqa: E402
-from drop_core.pipeline import run  # noqa: E402
+from drop_core.pipeline import RunResult, run  # noqa: E402
 
 
-def timed_run(cfg: RunConfig, cache: str):
+def timed_run(cfg: RunConfig, cache: str) -> tuple[float, RunResult]:
     t0 = time.perf_counter()
     result = run(cfg, cache_dir=cache)
     return time.perf_counter() - t0, result

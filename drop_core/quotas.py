@@ -46,7 +46,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- validation
 
-def _check_sizes(class_sizes, caller: str) -> np.ndarray:
+def _check_sizes(class_sizes: ArrayLike, caller: str) -> np.ndarray:
     sizes = np.asarray(class_sizes)
     ok = (
         sizes.ndim == 1
@@ -62,7 +62,7 @@ def _check_sizes(class_sizes, caller: str) -> np.ndarray:
     return sizes.astype(np.int64)
 
 
-def _check_recalls(recalls, num_classes: int, caller: str) -> np.ndarray:
+def _check_recalls(recalls: ArrayLike, num_classes: int, caller: str) -> np.ndarray:
     if recalls is None:
         raise param_error("recalls", caller, "an array of per-class validation recalls", None, ValueError)
     r = np.asarray(recalls, dtype=np.float64)
@@ -76,17 +76,17 @@ def _check_recalls(recalls, num_classes: int, caller: str) -> np.ndarray:
     return r
 
 
-def _check_float(value, name: str, caller: str, lo: float, hi: float, lo_open: bool) -> float:
+def _check_float(value: float, name: str, caller: str, lo: float, hi: float, lo_open: bool) -> float:
     check_number(name, caller, value, low=lo, high=hi, open_low=lo_open, cls=ValueError)
     return float(value)
 
 
-def _check_min_per_class(value, caller: str) -> int:
+def _check_min_per_class(value: int, caller: str) -> int:
     check_number("min_per_class", caller, value, kind=int, low=0, cls=ValueError)
     return int(value)
 
 
-def _show(x) -> str:
+def _show(x: object) -> str:
     text = repr(x)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -208,7 +208,8 @@ def _error_weights(recalls: np.ndarray, strength: float) -> np.ndarray:
     return np.power(1.0 - recalls, strength)     # 0**0 == 1: strength 0 is uniform
 
 
-def _check_drop_args(class_sizes, recalls, density, min_per_class, strength, caller):
+def _check_drop_args(class_sizes: ArrayLike, recalls: ArrayLike, density: float, min_per_class: int,
+                     strength: float, caller: str) -> tuple[np.ndarray, np.ndarray, float, int, float]:
     sizes = _check_sizes(class_sizes, caller)
     r = _check_recalls(recalls, sizes.size, caller)
     density = _check_float(density, "density", caller, 0.0, 1.0, lo_open=True)

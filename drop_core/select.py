@@ -142,7 +142,7 @@ def _selection(kept: np.ndarray, labels: np.ndarray, num_classes: int) -> Select
     return Selection(idx, np.bincount(labels[idx], minlength=num_classes).astype(np.int64))
 
 
-def _check_labels(labels, num_classes, caller: str) -> np.ndarray:
+def _check_labels(labels: ArrayLike, num_classes: int, caller: str) -> np.ndarray:
     if not (isinstance(num_classes, (int, np.integer)) and num_classes >= 1):
         raise param_error("num_classes", caller, "an int in the range [1, inf)", num_classes, ValueError)
     y = np.asarray(labels)
@@ -153,7 +153,7 @@ def _check_labels(labels, num_classes, caller: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _check_scores(scores, n: int, caller: str) -> np.ndarray:
+def _check_scores(scores: ArrayLike, n: int, caller: str) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.shape != (n,) or not np.all(np.isfinite(s)):
         raise param_error("scores", caller, f"a finite float array of shape ({n},) like 'labels'", scores,
@@ -161,14 +161,14 @@ def _check_scores(scores, n: int, caller: str) -> np.ndarray:
     return s
 
 
-def _check_budget(budget, n: int, caller: str) -> int:
+def _check_budget(budget: int, n: int, caller: str) -> int:
     if not (isinstance(budget, (int, np.integer)) and not isinstance(budget, bool)
             and 0 <= budget <= n):
         raise param_error("budget", caller, f"an int in the range [0, {n}]", budget, ValueError)
     return int(budget)
 
 
-def _check_quotas(quotas, caller: str) -> np.ndarray:
+def _check_quotas(quotas: ArrayLike, caller: str) -> np.ndarray:
     q = np.asarray(quotas)
     if q.ndim != 1 or q.size == 0 or not np.issubdtype(q.dtype, np.integer) or np.any(q < 0):
         raise param_error("quotas", caller, "a non-empty 1-D array of non-negative integers, one per class", quotas,
@@ -185,6 +185,6 @@ def _check_quotas_fit(quotas: np.ndarray, labels: np.ndarray, caller: str) -> No
                          f"of class {k}, which has only {int(sizes[k])}.")
 
 
-def _show(x) -> str:
+def _show(x: object) -> str:
     text = repr(x)
     return text if len(text) <= 60 else text[:57] + "..."
