@@ -14,7 +14,7 @@ C  ours, fast: B with ``precision="auto"`` (bf16 autocast on CUDA and on CPUs wi
 
 All three start from the same initial ``state_dict`` and do the same bounded prefix: ONE
 epoch over the same random subset of density ``--density`` (default 0.1: 5,000 CIFAR-10
-images, 40 steps of 128, as the notes' §4.3.4 CPU prefix) plus ONE val + test evaluation.
+images, 40 steps of 128: a bounded CPU prefix, extrapolated) plus ONE val + test evaluation.
 The data are decoded once into a uint8 array shared by all three (no per-epoch JPEG
 decode). Each configuration gets a short untimed warm-up, then ``--reps`` timed
 repetitions; medians of wall time and of process CPU time are reported (CPU time is the
@@ -331,7 +331,7 @@ def _max_gap(a: nn.Module, b: nn.Module) -> float:
 
 def equivalence_check(base: nn.Module, data: Dataset, batch: int, device: torch.device) -> str:
     """One fp32 step without augmentation on the same batch from the same weights, A's way and ours
-    (notes §4.3.5): the batch losses must agree to float tolerance, and the weight updates closely.
+    (so the timings compare the same training): the batch losses must agree to float tolerance, the updates closely.
     The updates cannot agree to rounding: uint8 images give exact max-pool ties, and any float-level
     difference (PIL ToTensor vs our fused normaliser, channels_last kernels, batch order) breaks them
     differently. A's own sensitivity is shown beside it: A on PIL input vs A on our normalised input."""
