@@ -2,9 +2,9 @@
 foreign databases, a second process, a killed process, a generated decompression bomb) and each
 test checks the one-line message and that nothing was lost or duplicated.
 
-Tests may run as root, where ``chmod`` does not stop writes: the chmod cases then skip with that
-reason, and the same refusals are covered by faults that hold for root too (a path under a
-regular file, a folder of ``/proc``).
+Tests may run as root, where ``chmod`` does not stop writes: read-only files and folders come from
+the ``read_only`` fixture (``chattr +i``, which stops root too); only an unreadable file cannot be
+made for root, and that case skips with the reason.
 """
 import errno
 import hashlib
@@ -99,16 +99,12 @@ def test_unwritable_cache_folder_is_found_before_any_training(tmp_path):
     assert list((tmp_path / "fine").iterdir()) == []
 
 
-@needs_non_root
-def test_read_only_cache_folder_is_found_before_any_training(tmp_path):
+def test_read_only_cache_folder_is_found_before_any_training(tmp_path, read_only):
     folder = tmp_path / "cache"
     folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        with pytest.raises(DropError, match="is not writable"):
-            Cache(folder).check_writable()
-    finally:
-        folder.chmod(0o755)
+    read_only(folder)
+    with pytest.raises(DropError, match="is not writable"):
+        Cache(folder).check_writable()
 
 
 # ------------------------------------------------------------------------ image folders
@@ -307,18 +303,14 @@ def test_store_under_a_regular_file_is_refused(tmp_path):
     assert blocker.read_text() == "a file where a folder should be"
 
 
-@needs_non_root
 @pytest.mark.parametrize("what", ["file", "folder"])
-def test_read_only_store_is_refused(tmp_path, what):
+def test_read_only_store_is_refused(tmp_path, what, read_only):
     path = tmp_path / "s" / "drop.sqlite"
     Store(path).create_run({"a": 1}, "k")
-    target = path if what == "file" else path.parent
-    target.chmod(0o444 if what == "file" else 0o555)
-    try:
-        with pytest.raises(DropError, match=f"is read-only \\(its {what}\\)"):
-            Store(path)
-    finally:
-        target.chmod(0o644 if what == "file" else 0o755)
+    unlock = read_only(path if what == "file" else path.parent)
+    with pytest.raises(DropError, match=f"is read-only \\(its {what}\\)"):
+        Store(path)
+    unlock()
     assert len(Store(path).list_runs()) == 1
 
 
@@ -425,17 +417,13 @@ def test_export_into_an_unwritable_folder_is_one_line(tmp_path):
     assert not Path("/proc/runs.csv").exists()
 
 
-@needs_non_root
-def test_export_into_a_read_only_folder_leaves_no_temporary_file(tmp_path):
+def test_export_into_a_read_only_folder_leaves_no_temporary_file(tmp_path, read_only):
     store = Store(tmp_path / "drop.sqlite")
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        with pytest.raises(DropError, match="is not writable"):
-            store.export(folder / "runs.json", "json")
-    finally:
-        folder.chmod(0o755)
+    read_only(folder)
+    with pytest.raises(DropError, match="is not writable"):
+        store.export(folder / "runs.json", "json")
     assert list(folder.iterdir()) == []
 
 
