@@ -8,8 +8,6 @@ from torch import nn
 from drop_core.errors import DropError
 from drop_core.models import MODELS, build_model
 
-torch.set_num_threads(1)
-
 SHAPES = [(16,), (1, 8, 8), (1, 28, 28), (3, 32, 32)]
 NUM_CLASSES = 5
 BATCH = 2

@@ -230,7 +230,6 @@ def test_cli_sweep_rejects_a_bad_density_before_storing_anything(tmp_path, capsy
 
 
 def test_a_sweep_created_beforehand_is_filled_and_its_report_is_plain_data(tmp_path, caplog):
-    torch.set_num_threads(1)
     store = Store(tmp_path / "s.sqlite")
     spec = sweep.GridSpec.from_dict({"dataset": "digits", "scorers": ["random"], "quoters": ["uniform"],
                                      "densities": [0.5, 0.6], "base": {"epochs": 1}, "name": "watched"})
@@ -246,7 +245,6 @@ def test_a_sweep_created_beforehand_is_filled_and_its_report_is_plain_data(tmp_p
 
 
 def test_local_engine_skips_a_point_cancelled_while_queued(tmp_path):
-    torch.set_num_threads(1)
     store = Store(tmp_path / "s.sqlite")
     spec = sweep.GridSpec(dataset="digits", scorers=("random",), quoters=("uniform",), densities=(0.5, 0.6),
                           base={"epochs": 1})
