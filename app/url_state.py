@@ -8,7 +8,7 @@ Streamlit's own ``bind="query-params"`` is not used because it discards invalid 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +107,19 @@ def write_query(schema: Schema, values: Mapping[str, float | int]) -> None:
             st.query_params[key] = text
 
 
-def slider(param: Param) -> float | int:
-    """A slider for ``param`` whose value lives in ``st.session_state[param.name]``."""
+def slider(param: Param, on_change: Callable[[], None] | None = None) -> float | int:
+    """A slider for ``param`` whose value lives in ``st.session_state[param.name]``.
+
+    ``on_change`` runs before the rerun a move causes; ``rerun_fragment(key)`` makes that rerun redraw only
+    the fragment ``key`` (the sliders themselves already show their new values).
+    """
     return st.slider(
         param.label, min_value=param.lo, max_value=param.hi, step=param.step, key=param.name, help=param.help or None,
         persist_state="session",  # keep the value when the user visits another page and comes back
+        on_change=on_change,
     )
+
+
+def rerun_fragment(key: str) -> Callable[[], None]:
+    """A widget callback that replaces the app rerun of its interaction by a rerun of fragment ``key`` only."""
+    return lambda: st.rerun(scope=key)

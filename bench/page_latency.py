@@ -53,11 +53,13 @@ PROBE = """
                       before: P.text()});
     return P.state();
   };
+  let framePending = false;   // one animation-frame callback per frame, however many draw calls (cheap probe)
   const touch = () => {
     if (!P.armed || P.t0 === null) return;
-    const now = performance.now();
-    P.last = now;
-    requestAnimationFrame(() => { P.last = Math.max(P.last, performance.now()); });
+    P.last = performance.now();
+    if (framePending) return;
+    framePending = true;
+    requestAnimationFrame(() => { framePending = false; P.last = Math.max(P.last, performance.now()); });
   };
   document.addEventListener('keydown', e => { if (P.armed && P.t0 === null) P.t0 = e.timeStamp; }, true);
   for (const name of ['clearRect', 'fillRect', 'stroke', 'fill']) {
@@ -253,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--presses", type=int, default=48, help="timed presses per page (after 3 warm-up presses)")
     p.add_argument("--quiet", type=int, default=700, help="ms without any change that count as settled")
     p.add_argument("--baseline", metavar="REV", help="also time the app at this git revision, presses alternating")
+    p.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), metavar="PAGE",
+                   help=f"pages to time (default: all of {', '.join(PAGES)})")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
             # Playwright's driver and the Chromium processes under it: every child of this process but the servers
             browser_pids = [pid for pid in child_pids(os.getpid()) if pid not in {p.pid for p, _ in servers.values()}]
             lines = []
-            for page_name, path in PAGES.items():
+            for page_name, path in ((name, PAGES[name]) for name in args.pages):
                 targets = [open_target(browser, f"{page_name} [{label}]", url, path, proc.pid)
                            for label, (proc, url) in servers.items()]
                 targets = [t for t in targets if t is not None]
@@ -300,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
                 for target in (t for t in targets if t.presses):
                     ms = " ".join(f"{r['ms']:.0f}" for r in target.presses)
                     print(f"# {target.name} per press (ms): {ms}", flush=True)
-                    lines.append(summary(target.name, target.presses))
+                    lines.append(f"{summary(target.name, target.presses)}; load average {os.getloadavg()[0]:.1f}")
                     target.page.close()
             browser.close()
         finally:

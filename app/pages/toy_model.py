@@ -62,6 +62,7 @@ SCHEMA: url_state.Schema = (
     Param("seed", int, 0, 0, 9999, 1, "Seed", "Seed of the finite-sample draws."),
 )
 MODEL_KEYS = tuple(f.name for f in fields(ExplorerParams))
+OUTPUTS = "toy_model_outputs"  # the fragment a slider move reruns
 
 _HARD = dict(mu0=0.0, mu1=3.0, sigma0=1.0, sigma1=1.5, prior0=0.5)
 _WIDE = dict(mu0=-1.0, mu1=1.0, sigma0=1.0, sigma1=2.0, prior0=0.5)
@@ -112,9 +113,15 @@ def apply_preset(name: str) -> None:
     st.session_state["theory_preset"] = name
 
 
-def controls_ui() -> dict[str, float | int]:
-    """Presets and sliders in the sidebar; returns the current values."""
+def controls_ui() -> None:
+    """Presets and sliders in the sidebar.
+
+    A slider move reruns only the ``OUTPUTS`` fragment: the app's frame, the sidebar and the static text are
+    neither rerun on the server nor redrawn in the browser. A preset button reruns the app, so that its
+    sliders show their new values.
+    """
     by_name = {p.name: p for p in SCHEMA}
+    moved = url_state.rerun_fragment(OUTPUTS)
     with st.sidebar:
         st.subheader("Presets")
         for name, (text, _) in PRESETS.items():
@@ -126,8 +133,7 @@ def controls_ui() -> dict[str, float | int]:
         ):
             st.subheader(title)
             for name in names:
-                url_state.slider(by_name[name])
-    return url_state.current(SCHEMA)
+                url_state.slider(by_name[name], on_change=moved)
 
 
 def preset_note_ui(values: dict[str, float | int]) -> None:
@@ -250,20 +256,27 @@ def main() -> None:
     )
     for problem in url_state.init_state(SCHEMA):
         st.warning(problem)
-    values = controls_ui()
+    controls_ui()
+    outputs_ui()
+    formulas_ui()
+
+
+@st.fragment(key=OUTPUTS)
+def outputs_ui() -> None:
+    """Everything the sliders move (the URL too), as one fragment: a slider move reruns only this function."""
+    values = url_state.current(SCHEMA)
     url_state.write_query(SCHEMA, values)
     try:
         ex = explore(ExplorerParams(**{k: values[k] for k in MODEL_KEYS}))
     except ValueError as err:
         st.error(f"These sliders do not describe a valid model: {err} Move the sliders back into range.")
-        st.stop()
+        return
     preset_note_ui(values)
     metrics_ui(ex)
     densities_ui(ex, values["margin"])
     ratio_ui(ex)
     density_ui(ex, values["density"])
     finite_sample_ui(ex, values)
-    formulas_ui()
 
 
 # Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and
