@@ -17,6 +17,7 @@ from drop_core.data.identity import EMBEDDED_DATASETS, data_identity
 from drop_core.errors import DropError
 from drop_core.pipeline import RunConfig, query_plan
 from drop_core.store import Store
+from theory.mixture import bayes_class_accuracy
 
 EXAMPLES_PER_ROW = 8
 
@@ -43,8 +44,11 @@ def comparison_ui(store: Store, run_ids: list[int], *, key: str) -> None:
     tabs = st.tabs(["Per class", "Across densities", "Bias", "Quotas", "Examples"])
     with tabs[0]:
         acc = rd.class_accuracy(runs, metrics, density)
+        bayes = _bayes_accuracy(runs)
+        if bayes is not None:
+            acc[charts.REFERENCE] = acc["class_index"].map(dict(enumerate(bayes)))
         st.altair_chart(charts.class_accuracy_chart(acc, methods), width="stretch")
-        st.caption(charts.READING_GUIDE["class_accuracy"])
+        st.caption(charts.READING_GUIDE["class_accuracy"] + ("" if bayes is None else " " + charts.REFERENCE_GUIDE))
     with tabs[1]:
         curves = rd.density_curves(runs)
         st.altair_chart(charts.density_curves_chart(curves, methods))
@@ -110,6 +114,19 @@ def _with_test_counts(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame
         if by_data[data] is not None:
             counts[int(row["id"])] = by_data[data]
     return rd.with_test_counts(metrics, counts)
+
+
+def _bayes_accuracy(runs: pd.DataFrame) -> list[float] | None:
+    """Per-class accuracy of the Bayes-optimal rule for balanced classes (the test split is balanced) when
+    every run is on the `gaussians` data, whose exact mixture :mod:`theory.mixture` holds; else None."""
+    if "dataset" not in runs or not (runs["dataset"] == "gaussians").all():
+        return None
+    return _gaussians_bayes_accuracy()
+
+
+@st.cache_data(show_spinner=False)
+def _gaussians_bayes_accuracy() -> list[float]:
+    return bayes_class_accuracy().tolist()
 
 
 def _dataset_test_counts(config: dict) -> list[int] | None:

@@ -98,12 +98,7 @@ def class_accuracy(runs: pd.DataFrame, metrics: pd.DataFrame, density: float) ->
     worst_idx = out.groupby("method")["accuracy"].idxmin()
     out["worst"] = out.index.isin(worst_idx)
     out["n_test"] = out["class_index"].map(test_counts(metrics))
-    known = out["n_test"].notna().to_numpy()
-    out["lo"], out["hi"] = np.nan, np.nan
-    if known.any():
-        n = out.loc[known, "n_test"].to_numpy(float)
-        lo, hi = an.wilson_interval(out.loc[known, "accuracy"].to_numpy(float) * n, n)
-        out.loc[known, "lo"], out.loc[known, "hi"] = lo, hi
+    out["lo"], out["hi"] = an.known_intervals(out["accuracy"], out["n_test"])
     return out
 
 
@@ -233,12 +228,7 @@ def runs_csv(runs: pd.DataFrame, metrics: pd.DataFrame) -> str:
     if len(table):
         table = table.merge(metrics, on="run_id", how="left", suffixes=("", "_class"))
     if "test_count" in table:
-        known = (table["test_count"].notna() & table["accuracy"].notna()).to_numpy()
-        table["accuracy_lo"], table["accuracy_hi"] = np.nan, np.nan
-        if known.any():
-            n = table.loc[known, "test_count"].to_numpy(float)
-            lo, hi = an.wilson_interval(table.loc[known, "accuracy"].to_numpy(float) * n, n)
-            table.loc[known, "accuracy_lo"], table.loc[known, "accuracy_hi"] = lo, hi
+        table["accuracy_lo"], table["accuracy_hi"] = an.known_intervals(table["accuracy"], table["test_count"])
     return table.to_csv(index=False)
 
 

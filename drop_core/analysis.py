@@ -134,6 +134,17 @@ def wilson_interval(correct, n, z: float = 1.96):
     return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
 
 
+def known_intervals(accuracy, n) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise Wilson ``(lo, hi)`` arrays of accuracies with test counts ``n``; NaN where either
+    is unknown (NaN), e.g. for runs stored before test counts were."""
+    acc, m = np.asarray(accuracy, dtype=np.float64), np.asarray(n, dtype=np.float64)
+    lo, hi = np.full(acc.shape, np.nan), np.full(acc.shape, np.nan)
+    known = np.isfinite(acc) & np.isfinite(m)
+    if known.any():
+        lo[known], hi[known] = wilson_interval(acc[known] * m[known], m[known])
+    return lo, hi
+
+
 def class_intervals(class_accuracy: Mapping[str, float], test_counts: Mapping[str, int],
                     z: float = 1.96) -> dict[str, list[float]]:
     """``class -> [lo, hi]``: the Wilson interval of each class's test accuracy from its test count."""

@@ -161,11 +161,17 @@ def _print_result(r) -> None:
           f"{r.final_epochs} epochs, {_query_text(r)}, "
           f"{sum(r.timings.values()):.1f} s")
     width = max(len(n) for n in r.class_accuracy)
-    print(f"  {'class':<{width}}  {'size':>6} {'kept':>6} {'val rec':>8} {'test acc':>8}")
+    print(f"  {'class':<{width}}  {'size':>6} {'kept':>6} {'val rec':>8} {'test acc':>8} {'95% interval':>14} "
+          f"{'n test':>6}")
     for name, acc in r.class_accuracy.items():
         val = r.val_recall.get(name)
         val_s = "-" if val is None else f"{val:.3f}"
-        print(f"  {name:<{width}}  {r.class_sizes[name]:>6} {r.kept_per_class[name]:>6} {val_s:>8} {acc:>8.3f}")
+        ci = r.class_accuracy_ci.get(name)
+        ci_s = "-" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        print(f"  {name:<{width}}  {r.class_sizes[name]:>6} {r.kept_per_class[name]:>6} {val_s:>8} {acc:>8.3f} "
+              f"{ci_s:>14} {r.test_counts.get(name, '-'):>6}")
+    for msg in r.warnings:
+        print(f"  warning: {msg}")
 
 
 def _query_text(r) -> str:
@@ -175,14 +181,9 @@ def _query_text(r) -> str:
 
 
 def _print_seed_summary(results: list) -> None:
-    from drop_core.metrics import summarize_seeds
+    from drop_core.analysis import seed_summary_lines
 
-    s = summarize_seeds([{"average_accuracy": r.average_accuracy, "worst_class_accuracy": r.worst_class_accuracy}
-                         for r in results])
-    print(f"over {len(results)} seeds (mean [min, max]):")
-    for key in ("average_accuracy", "worst_class_accuracy"):
-        v = s[key]
-        print(f"  {key.replace('_', ' '):<21}{v['mean']:.4f} [{v['min']:.4f}, {v['max']:.4f}]")
+    print("\n".join(seed_summary_lines([r.to_dict(indices=False) for r in results])))
 
 
 # --- list / show / export ----------------------------------------------------------------
@@ -219,6 +220,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = Store(args.store)
     run = store.get_run(args.run)
     classes = store.class_metrics([args.run])
+    from drop_core.analysis import known_intervals
+
+    classes["accuracy_lo"], classes["accuracy_hi"] = known_intervals(classes["accuracy"], classes["test_count"])
     if args.json:
         run["classes"] = classes.drop(columns="run_id").to_dict("records")
         print(json.dumps(_jsonable(run), default=str))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from drop_core.analysis import summarize_seeds  # noqa: F401  (moved; drop when cli.py imports it from analysis)
 from drop_core.errors import DropError
 
 __all__ = ["class_recalls", "summarize"]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from drop_core.analysis import class_intervals
 from drop_core.cache import Cache
 from drop_core.config import RESULTS_VERSION, ResolvedConfig, RunConfig, resolve, run_key
 from drop_core.data.base import Dataset
@@ -232,9 +233,11 @@ def _run(cfg: ResolvedConfig, key: str, emit: ProgressFn, stop: Callable[[], boo
 
     names = list(data.classes)
     worst = int(np.argmin(recalls))
+    counts = {n: int(c) for n, c in zip(names, np.bincount(y_test, minlength=data.num_classes))}
+    accuracy = {n: float(r) for n, r in zip(names, recalls)}
     return RunResult(
         average_accuracy=float((pred == y_test).mean()), worst_class_accuracy=float(recalls[worst]),
-        class_accuracy={n: float(r) for n, r in zip(names, recalls)},
+        class_accuracy=accuracy, test_counts=counts, class_accuracy_ci=class_intervals(accuracy, counts),
         kept_per_class={n: int(c) for n, c in zip(names, sel.kept_per_class)},
         class_sizes={n: int(c) for n, c in zip(names, data.class_sizes())},
         val_recall={} if q.val_recall is None else {n: float(r) for n, r in zip(names, q.val_recall)},

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from drop_core.analysis import class_intervals
 from drop_core.store import Store
 
 
@@ -31,6 +32,8 @@ class RunResult:
     recall_gap: float = float("nan")
     val_class_accuracy: dict[str, float] = field(default_factory=dict)   # final model on the val split
     final_epochs: int = 0
+    test_counts: dict[str, int] = field(default_factory=dict)              # test images per class
+    class_accuracy_ci: dict[str, list[float]] = field(default_factory=dict)  # 95% Wilson [lo, hi] per class
     key: str = ""
     run_id: int | None = None
     reused: bool = False                    # an identical finished run was returned from the store
@@ -51,9 +54,13 @@ class RunResult:
         test, val = cm[cm.split == "test"], cm[cm.split == "val"]
         names = list(test.class_name)
         summary = run["summary"] or {}
+        counts = {n: int(c) for n, c in zip(names, test.test_count) if c == c and c is not None}
+        if len(counts) != len(names):      # a run stored before test counts were: no intervals
+            counts = {}
+        accuracy = dict(zip(names, test.accuracy.astype(float)))
         return cls(
             average_accuracy=summary["average_accuracy"], worst_class_accuracy=summary["worst_class_accuracy"],
-            class_accuracy=dict(zip(names, test.accuracy.astype(float))),
+            class_accuracy=accuracy,
             kept_per_class=dict(zip(names, test.kept.astype(int).tolist())),
             class_sizes=dict(zip(names, test.class_size.astype(int).tolist())),
             val_recall={n: float(v) for n, v in zip(names, test.val_recall) if v is not None and v == v},
@@ -62,5 +69,6 @@ class RunResult:
             worst_class=summary.get("worst_class", ""), mean_recall=summary.get("mean_recall", float("nan")),
             recall_std=summary.get("recall_std", float("nan")), recall_gap=summary.get("recall_gap", float("nan")),
             val_class_accuracy=dict(zip(val.class_name, val.accuracy.astype(float))),
-            final_epochs=int(summary.get("final_epochs", 0)), key=run["key"], run_id=run_id,
+            final_epochs=int(summary.get("final_epochs", 0)), test_counts=counts,
+            class_accuracy_ci=class_intervals(accuracy, counts) if counts else {}, key=run["key"], run_id=run_id,
             kept_indices=store.kept_indices(run_id))

@@ -34,6 +34,7 @@ from drop_core.errors import DropError
 from drop_core.store.files import check_path, write_atomic
 from drop_core.store.schema import (
     ACTIVE_STATUSES,
+    CLASS_METRIC_COLUMNS,
     MIGRATIONS,
     STATUSES,
     SUMMARY_KEYS,
@@ -298,6 +299,7 @@ class Store:
         kept = result.get("kept_per_class") or {}
         sizes = result.get("class_sizes") or {}
         val = result.get("val_recall") or {}
+        counts = {"test": result.get("test_counts") or {}}
         splits = {"test": result["class_accuracy"]}
         if result.get("val_class_accuracy"):
             splits["val"] = result["val_class_accuracy"]
@@ -308,9 +310,11 @@ class Store:
             db.execute("DELETE FROM kept_indices WHERE run_id=?", (run_id,))
             for split, acc in splits.items():
                 for i, name in enumerate(classes):
-                    db.execute("INSERT INTO class_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    db.execute(f"INSERT INTO class_metrics ({', '.join(CLASS_METRIC_COLUMNS)}) "
+                               f"VALUES ({', '.join('?' * len(CLASS_METRIC_COLUMNS))})",
                                (run_id, split, i, name, as_float(acc[name]), as_int(sizes.get(name)),
-                                as_int(kept.get(name)), as_float(val.get(name))))
+                                as_int(kept.get(name)), as_float(val.get(name)),
+                                as_int(counts.get(split, {}).get(name))))
             if result.get("kept_indices") is not None:
                 idx = np.asarray(result["kept_indices"], dtype=np.int64)
                 db.execute("INSERT INTO kept_indices VALUES (?, ?)", (run_id, idx.tobytes()))
@@ -319,8 +323,9 @@ class Store:
             set_status(db, run_id, "finished", None)
 
     def class_metrics(self, run_ids: list[int] | None = None) -> pd.DataFrame:
-        """Long table: run_id, split, class_index, class_name, accuracy, class_size, kept, val_recall."""
-        sql = "SELECT * FROM class_metrics"
+        """Long table: run_id, split, class_index, class_name, accuracy, class_size, kept, val_recall,
+        test_count (test images of the class on the test split; NaN for runs stored before it was)."""
+        sql = f"SELECT {', '.join(CLASS_METRIC_COLUMNS)} FROM class_metrics"
         args: list[Any] = []
         if run_ids is not None:
             ids = [int(r) for r in run_ids]
@@ -328,8 +333,7 @@ class Store:
             args = ids
         with self._connect() as db:
             rows = db.execute(sql + " ORDER BY run_id, split, class_index", args).fetchall()
-        cols = ["run_id", "split", "class_index", "class_name", "accuracy", "class_size", "kept", "val_recall"]
-        return pd.DataFrame([tuple(r) for r in rows], columns=cols)
+        return pd.DataFrame([tuple(r) for r in rows], columns=list(CLASS_METRIC_COLUMNS))
 
     def kept_indices(self, run_id: int) -> np.ndarray:
         """Sorted kept train indices of a finished run (empty when none were stored)."""

@@ -88,7 +88,14 @@ def _m002_followers(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN followers INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_followers]
+def _m003_test_counts(db: sqlite3.Connection) -> None:
+    """Test images per class, so that every stored accuracy carries its interval (NULL for older runs)."""
+    db.execute("ALTER TABLE class_metrics ADD COLUMN test_count INTEGER")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_initial, _m002_followers, _m003_test_counts]
+CLASS_METRIC_COLUMNS = ("run_id", "split", "class_index", "class_name", "accuracy", "class_size", "kept",
+                        "val_recall", "test_count")
 
 
 def set_status(db: sqlite3.Connection, run_id: int, status: str, error: str | None, *,

@@ -4,16 +4,19 @@ import shlex
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from app import jobs
+from app import charts, jobs
 from app.errors import unplain
 from drop_core.cli import build_parser
 from drop_core.pipeline import RunConfig, resolve
 from drop_core.scoring import SCORERS
 from drop_core.store import Store
+from theory.mixture import bayes_class_accuracy
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["c0", "c1", "c2"]
@@ -98,6 +101,11 @@ def test_results_page_filters_compares_and_deletes_with_confirmation(store):
     assert "run 3 or more seeds" in text and "helped" not in text and " beats " not in text
     per_class = json.loads(_charts(at)[0].proto.spec)   # gaussians' test split gives the counts: whiskers
     assert per_class["title"]["subtitle"] == "Whiskers: 95% Wilson intervals from each class's test images."
+    data = _charts(at)[0].proto.datasets[0].data                     # and the exact mixture's Bayes accuracy
+    bayes = pa.ipc.open_stream(data.data).read_pandas().groupby("class_index")[charts.REFERENCE].max()
+    np.testing.assert_allclose(bayes, bayes_class_accuracy()[:3])
+    assert charts.REFERENCE in json.dumps(per_class["layer"][-1])
+    assert charts.REFERENCE_GUIDE in text
 
     at.multiselect(key="res_filter_quoter").set_value(["drop"]).run()
     assert at.dataframe[0].value["id"].tolist() == [drop]
@@ -140,6 +148,7 @@ def test_results_page_compares_one_setting_at_a_time(store):
     assert _compared(at) == [gauss]
     at.selectbox(key="res_setting").set_value("dataset=digits").run()
     assert _compared(at) == [digits]
+    assert charts.REFERENCE not in _charts(at)[0].proto.spec and charts.REFERENCE_GUIDE not in _text(at)
     assert len(_charts(at)) == 2                      # no full-data run here: no bias view, and it says so
     assert "needs a finished full-data run" in _text(at)
 

@@ -68,7 +68,10 @@ def test_json_output_and_store_commands(capsys, tmp_path):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(last)
     assert {"average_accuracy", "worst_class_accuracy", "class_accuracy", "kept_per_class", "train_size",
-            "config", "warnings", "query_cache_hit", "timings", "val_recall", "class_sizes"} <= set(result)
+            "config", "warnings", "query_cache_hit", "timings", "val_recall", "class_sizes", "test_counts",
+            "class_accuracy_ci"} <= set(result)
+    for c, (lo, hi) in result["class_accuracy_ci"].items():
+        assert lo <= result["class_accuracy"][c] <= hi and result["test_counts"][c] > 0
     assert sorted(result["class_accuracy"]) == [str(k) for k in range(10)]
     assert sum(result["kept_per_class"].values()) == result["train_size"]
     assert result["config"]["scorer"] == "el2n" and "kept_indices" not in result
@@ -76,6 +79,11 @@ def test_json_output_and_store_commands(capsys, tmp_path):
     assert main(["show", str(result["run_id"]), "--store", store, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "finished" and len(shown["classes"]) == 20     # test + val rows
+    test_rows = [row for row in shown["classes"] if row["split"] == "test"]
+    assert [row["test_count"] for row in test_rows] == [result["test_counts"][str(k)] for k in range(10)]
+    assert all(row["accuracy_lo"] <= row["accuracy"] <= row["accuracy_hi"] for row in test_rows)
+    assert main(["show", str(result["run_id"]), "--store", store]) == 0
+    assert "accuracy_lo" in capsys.readouterr().out
     assert main(["list", "runs", "--store", store]) == 0
     assert "el2n" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "runs.json"), "--store", store]) == 0

@@ -322,11 +322,19 @@ def test_store_of_the_first_version_migrates_and_keeps_its_runs(tmp_path):
     db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied TEXT NOT NULL)")
     _m001_initial(db)
     db.execute("INSERT INTO _migrations VALUES ('m001_initial', 'then')")
-    db.execute("INSERT INTO runs (key, status, config, created) VALUES ('k', 'finished', '{}', 'then')")
+    db.execute("INSERT INTO runs (key, status, config, created, summary, timings) VALUES ('k', 'finished', '{}', "
+               "'then', '{\"average_accuracy\": 0.75, \"worst_class_accuracy\": 0.5, \"train_size\": 4}', '{}')")
+    db.execute("INSERT INTO class_metrics VALUES (1, 'test', 0, 'a', 0.5, 4, 2, NULL)")
+    db.execute("INSERT INTO class_metrics VALUES (1, 'test', 1, 'b', 1.0, 4, 2, NULL)")
     db.close()
     store = Store(path)
-    assert store.applied_migrations() == ["m001_initial", "m002_followers"]
+    assert store.applied_migrations() == ["m001_initial", "m002_followers", "m003_test_counts"]
     assert store.get_run(1)["status"] == "finished" and store.get_run(1)["followers"] == 0
+    assert store.class_metrics([1])["test_count"].isna().all()
+    from drop_core.pipeline import RunResult
+
+    old = RunResult.from_store(store, 1)        # a run stored before test counts: no interval, no error
+    assert old.class_accuracy == {"a": 0.5, "b": 1.0} and old.test_counts == {} and old.class_accuracy_ci == {}
 
 
 _CLAIMER = textwrap.dedent("""

@@ -43,6 +43,10 @@ def test_end_to_end_digits(tmp_path):
     acc = np.array(list(res.class_accuracy.values()))
     assert res.worst_class_accuracy == acc.min() and res.class_accuracy[res.worst_class] == acc.min()
     assert res.average_accuracy > 0.25           # 10 classes: chance is 0.1
+    test_y = query.load_run_data(resolve(cfg)[0]).y_test.numpy()
+    assert list(res.test_counts.values()) == np.bincount(test_y, minlength=10).tolist()
+    for c, (lo, hi) in res.class_accuracy_ci.items():   # the 95% Wilson interval around each accuracy
+        assert 0 <= lo <= res.class_accuracy[c] <= hi <= 1 and hi - lo > 1 / res.test_counts[c]
     assert set(res.timings) == {"load", "query", "score", "select", "final", "eval"}
     assert res.config["scorer"] == "el2n" and res.config["batch_size"] == 64   # preset filled it
     assert not res.query_cache_hit
@@ -80,6 +84,7 @@ def test_store_records_the_run_and_does_not_rerun_it(tmp_path):
     b = run(cfg, store=store, cache_dir=tmp_path, progress=events.append)
     assert b.reused and b.run_id == a.run_id and events == [] and len(store.list_runs()) == 1
     assert b.class_accuracy == a.class_accuracy and b.kept_per_class == a.kept_per_class
+    assert b.test_counts == a.test_counts and b.class_accuracy_ci == a.class_accuracy_ci   # kept by the store
     c = run(cfg, store=store, cache_dir=tmp_path, force=True)
     assert not c.reused and c.run_id != a.run_id and len(store.list_runs()) == 2
 

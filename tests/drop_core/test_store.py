@@ -34,7 +34,16 @@ def store(tmp_path):
 def test_migrations_applied_once(tmp_path):
     path = tmp_path / "s.sqlite"
     Store(path)
-    assert Store(path).applied_migrations() == ["m001_initial", "m002_followers"]
+    assert Store(path).applied_migrations() == ["m001_initial", "m002_followers", "m003_test_counts"]
+
+
+def test_test_counts_are_stored_on_the_test_rows(store):
+    rid = store.create_run({"density": 0.5}, "k")
+    store.save_result(rid, {**_result(), "test_counts": {"cat": 20, "dog": 21, "eel": 19},
+                            "val_class_accuracy": {"cat": 1.0, "dog": 0.5, "eel": 0.5}})
+    cm = store.class_metrics([rid])
+    assert cm[cm.split == "test"]["test_count"].tolist() == [20, 21, 19]
+    assert cm[cm.split == "val"]["test_count"].isna().all()
 
 
 def test_run_lifecycle_and_result_roundtrip(store):
@@ -53,6 +62,7 @@ def test_run_lifecycle_and_result_roundtrip(store):
     np.testing.assert_array_equal(store.kept_indices(rid), [1, 4, 7, 9])
     cm = store.class_metrics([rid])
     assert list(cm["class_name"]) == CLASSES and list(cm["kept"]) == [3, 8, 5]
+    assert cm["test_count"].isna().all()          # a result without test counts stores NULL
     assert cm["val_recall"].tolist() == [0.95, 0.6, 0.8]
     assert [e["stage"] for e in store.events(rid)] == ["query", "final"]
     assert store.latest_event(rid)["message"] == "m2"
@@ -77,7 +87,7 @@ def test_process_killed_inside_a_transaction_leaves_nothing_behind(store):
         from drop_core.store import Store
         s = Store({str(store.path)!r})
         with s._tx() as db:
-            db.execute("INSERT INTO class_metrics VALUES ({rid}, 'test', 0, 'cat', 1.0, 1, 1, 1.0)")
+            db.execute("INSERT INTO class_metrics VALUES ({rid}, 'test', 0, 'cat', 1.0, 1, 1, 1.0, 1)")
             db.execute("UPDATE runs SET status='finished' WHERE id={rid}")
             os._exit(9)
     """)
