@@ -38,6 +38,7 @@ SCHEMA: url_state.Schema = (
           " · ".join(f"{i}: {n}" for i, n in enumerate(CLASSIFIER_NAMES))),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
+OUTPUTS = "mixture_outputs"  # the fragment a slider move reruns
 # Widget keys are the parameter names and live in one session for all pages, so none may repeat a Toy model key.
 
 
@@ -83,29 +84,33 @@ def apply_preset(name: str) -> None:
     st.session_state["mixture_preset"] = name
 
 
-def controls_ui() -> dict[str, float | int]:
-    """Presets and sliders in the sidebar (per-class sliders only for the K classes shown)."""
+def controls_ui() -> None:
+    """Presets and sliders in the sidebar (per-class sliders only for the K classes shown).
+
+    A slider move reruns only the ``OUTPUTS`` fragment, as on the Toy model page; the number of classes reruns the
+    app, since it changes which sliders the sidebar shows, and so does a preset button.
+    """
+    moved = url_state.rerun_fragment(OUTPUTS)
     with st.sidebar:
         st.subheader("Presets")
         for name, (text, _) in PRESETS.items():
             st.button(name, help=text, on_click=apply_preset, args=(name,), width="stretch")
         st.subheader("Classes")
         k = url_state.slider(BY_NAME["k"])
-        url_state.slider(BY_NAME["layout"])
+        url_state.slider(BY_NAME["layout"], on_change=moved)
         st.subheader("Class densities (random pruning)")
         for j in range(k):
-            url_state.slider(BY_NAME[f"cd{j}"])
+            url_state.slider(BY_NAME[f"cd{j}"], on_change=moved)
         with st.expander("Class stds and priors"):
             for j in range(k):
-                url_state.slider(BY_NAME[f"std{j}"])
-                url_state.slider(BY_NAME[f"w{j}"])
+                url_state.slider(BY_NAME[f"std{j}"], on_change=moved)
+                url_state.slider(BY_NAME[f"w{j}"], on_change=moved)
         st.subheader("Toy DRoP")
-        url_state.slider(BY_NAME["drop_d"])
-        url_state.slider(BY_NAME["tau"])
+        url_state.slider(BY_NAME["drop_d"], on_change=moved)
+        url_state.slider(BY_NAME["tau"], on_change=moved)
         st.subheader("Finite samples")
         for name in ("samples", "reps", "sim_seed", "clf"):
-            url_state.slider(BY_NAME[name])
-    return url_state.current(SCHEMA)
+            url_state.slider(BY_NAME[name], on_change=moved)
 
 
 def params_of(values: dict[str, float | int]) -> MixtureParams:
@@ -145,14 +150,21 @@ def main() -> None:
     )
     for problem in url_state.init_state(SCHEMA):
         st.warning(problem)
-    values = controls_ui()
+    controls_ui()
+    outputs_ui()
+
+
+@st.fragment(key=OUTPUTS)
+def outputs_ui() -> None:
+    """Everything the sliders move (the URL too), as one fragment: a slider move reruns only this function."""
+    values = url_state.current(SCHEMA)
     url_state.write_query(SCHEMA, values)
     params = params_of(values)
     try:
         ex = explore_mixture(params)
     except ValueError as err:
         st.error(f"These sliders do not describe a valid mixture: {err} Move the sliders back into range.")
-        st.stop()
+        return
     name = st.session_state.get("mixture_preset")
     if name in PRESETS and all(np.isclose(values[k], v) for k, v in PRESETS[name][1].items()):
         st.info(f"**{name}.** {PRESETS[name][0]}")
