@@ -121,12 +121,7 @@ def _bayes_accuracy(runs: pd.DataFrame) -> list[float] | None:
     every run is on the `gaussians` data, whose exact mixture :mod:`theory.mixture` holds; else None."""
     if "dataset" not in runs or not (runs["dataset"] == "gaussians").all():
         return None
-    return _gaussians_bayes_accuracy()
-
-
-@st.cache_data(show_spinner=False)
-def _gaussians_bayes_accuracy() -> list[float]:
-    return bayes_class_accuracy().tolist()
+    return bayes_class_accuracy().tolist()          # the shared mixture computes its risks once per process
 
 
 def _dataset_test_counts(config: dict) -> list[int] | None:

@@ -217,11 +217,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from drop_core.analysis import known_intervals
+
     store = Store(args.store)
     run = store.get_run(args.run)
     classes = store.class_metrics([args.run])
-    from drop_core.analysis import known_intervals
-
     classes["accuracy_lo"], classes["accuracy_hi"] = known_intervals(classes["accuracy"], classes["test_count"])
     if args.json:
         run["classes"] = classes.drop(columns="run_id").to_dict("records")

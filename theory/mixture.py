@@ -304,7 +304,7 @@ class GaussianMixture:
         n_b, k = log_priors.shape
         risk = np.empty((n_b, k))
         half_dof = 0.5 * (self.dim - self._basis.shape[1])
-        for cls, (others, a, beta0) in enumerate(self._span_terms(len(z))):
+        for cls, (others, a, beta0) in enumerate(self._span_terms(z)):
             for b in range(n_b):
                 bound = -(beta0 + (log_priors[b, cls] - log_priors[b, others])) / a      # (n, K-1)
                 lo = np.maximum(np.where(a > 0, bound, 0.0).max(1), 0.0)
@@ -313,11 +313,14 @@ class GaussianMixture:
                 risk[b, cls] = 1.0 - np.where(hi > lo, mass, 0.0).mean()
         return risk
 
-    @lru_cache(maxsize=2)  # noqa: B019  (one instance per mixture; the full and the coarse point sets)
-    def _span_terms(self, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per class k, for the first ``n`` in-span points z: (others j, A_kj (K-1,), beta_kj(z) (n, K-1)), where
-        beta_kj(z) = p log(s_j/s_k) - |s_k z|^2/(2 s_k^2) + |c_k + s_k z - c_j|^2/(2 s_j^2) (c: span coordinates)."""
-        z = (self._directions if n == len(self._directions[0]) else self._coarse_directions)[0]
+    def _span_terms(self, z: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per class k, for the in-span points z (n, m): (others j, A_kj (K-1,), beta_kj(z) (n, K-1)), where
+        beta_kj(z) = p log(s_j/s_k) - |s_k z|^2/(2 s_k^2) + |c_k + s_k z - c_j|^2/(2 s_j^2) (c: span coordinates).
+
+        Kept per instance and point set (the full and the coarse one), since they do not depend on the priors."""
+        cache = self.__dict__.setdefault("_span_cache", {})
+        if id(z) in cache:
+            return cache[id(z)][1]
         coords, s, p = self.means @ self._basis, self.stds, self.dim
         out = []
         for k, (others, a, _, _) in enumerate(self._pair_terms):
@@ -325,6 +328,7 @@ class GaussianMixture:
             sq = ((x[:, None, :] - coords[others][None]) ** 2).sum(-1)
             beta0 = p * np.log(s[others] / s[k]) - 0.5 * (z**2).sum(1, keepdims=True) + sq / (2 * s[others] ** 2)
             out.append((others, a.astype(np.float32), beta0.astype(np.float32)))   # float32: half the memory
+        cache[id(z)] = (z, out)                        # holding z keeps its id from being reused
         return out
 
     @cached_property

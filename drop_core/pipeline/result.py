@@ -54,7 +54,7 @@ class RunResult:
         test, val = cm[cm.split == "test"], cm[cm.split == "val"]
         names = list(test.class_name)
         summary = run["summary"] or {}
-        counts = {n: int(c) for n, c in zip(names, test.test_count) if c == c and c is not None}
+        counts = {n: int(c) for n, c in zip(names, test.test_count) if c is not None and c == c}
         if len(counts) != len(names):      # a run stored before test counts were: no intervals
             counts = {}
         accuracy = dict(zip(names, test.accuracy.astype(float)))
