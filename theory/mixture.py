@@ -119,19 +119,34 @@ class GaussianMixture:
         flat = np.log(p.reshape(-1, self.num_classes))
         return self._risks(flat, self._directions).reshape(p.shape)
 
-    def rule_risks(self, predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    def rule_risks(self, predict: Callable[[np.ndarray], np.ndarray], points: int = RULE_POINTS) -> np.ndarray:
         """(K,) class risks of any classifier ``predict(X: (n, p)) -> (n,) labels in 0..K-1``.
 
-        Estimated on RULE_POINTS fixed Sobol points per class, with the Bayes rule for balanced priors as a control
-        variate: R_k = exact R_k(Bayes) + mean(wrong(predict) - wrong(Bayes)). For a classifier close to a Bayes rule
-        (any fitted LDA/QDA/logistic) the two disagree on few points, so the estimate is far better than plain MC.
+        Estimated on ``points`` fixed Sobol points per class (a power of two up to RULE_POINTS: the first points of
+        one scrambled sequence, so fewer points are a balanced subset), with the Bayes rule for balanced priors as a
+        control variate: R_k = exact R_k(Bayes) + mean(wrong(predict) - wrong(Bayes)). For a classifier close to a
+        Bayes rule (any fitted LDA/QDA/logistic) the two disagree on few points, so the estimate is far better than
+        plain MC.
         """
-        x, y, bayes_wrong = self._rule_points
+        x, y, bayes_wrong = self._rule_subset(points)
         labels = np.asarray(predict(x)).reshape(-1)
         if labels.shape != y.shape:
             raise _error("predict", f"{_OWNER}.rule_risks", f"a function returning {y.size} labels", labels.shape)
         wrong = (labels != y).reshape(self.num_classes, -1)
         return self._balanced_risks + (wrong.mean(1) - bayes_wrong.mean(1))
+
+    def _rule_subset(self, points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first ``points`` rule points of every class (memoised per instance and count)."""
+        ok = isinstance(points, (int, np.integer)) and 1 <= points <= RULE_POINTS and points & (points - 1) == 0
+        if not ok:
+            raise _error("points", f"{_OWNER}.rule_risks", f"a power of two up to {RULE_POINTS}", points)
+        cache = self.__dict__.setdefault("_subset_cache", {})
+        if points not in cache:
+            k, p = self.num_classes, self.dim
+            x, y, wrong = self._rule_points
+            x = np.ascontiguousarray(x.reshape(k, RULE_POINTS, p)[:, :points].reshape(-1, p))
+            cache[points] = (x, np.repeat(np.arange(k), points), wrong[:, :points])
+        return cache[points]
 
     def pruned_priors(self, priors: np.ndarray, densities: np.ndarray) -> np.ndarray:
         """Priors after random within-class pruning to ``densities``: pi_k d_k / sum_j pi_j d_j (broadcast).

@@ -2,10 +2,12 @@
 
 Read the sliders (state in the URL, via ``app.url_state``), call ``theory.mixture_explorer.explore_mixture`` once,
 fill the prebuilt chart templates of ``app.mixture_charts`` and render. The finite-sample study is the only slow
-part; it is cached by its own inputs, which no density slider touches.
+part: it runs in the background (``app.mixture_study``), keyed by its own inputs, which no density slider touches,
+and the page draws it when it is done.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import replace
 
 import numpy as np
@@ -14,11 +16,12 @@ import streamlit as st
 
 from app import mixture_charts as charts
 from app import url_state
-from app.errors import guard
+from app.errors import guard, show_error
+from app.mixture_study import STUDIES, StudyKey
 from app.url_state import Param
 from theory.mixture import GAUSSIANS_SPREAD
 from theory.mixture_explorer import LAYOUTS, MAX_CLASSES, MixtureParams, explore_mixture
-from theory.mixture_sim import CLASSIFIERS, SIM_DENSITIES, simulate_mixture, summarize_mixture_simulation
+from theory.mixture_sim import CLASSIFIERS, SIM_DENSITIES
 
 CLASSIFIER_NAMES = tuple(CLASSIFIERS)
 SCHEMA: url_state.Schema = (
@@ -39,6 +42,7 @@ SCHEMA: url_state.Schema = (
 )
 BY_NAME = {p.name: p for p in SCHEMA}
 OUTPUTS = "mixture_outputs"  # the fragment a slider move reruns
+POLL_S = 0.25                # how often a page waiting for its finite-sample study looks for it
 # Widget keys are the parameter names and live in one session for all pages, so none may repeat a Toy model key.
 
 
@@ -134,14 +138,6 @@ def metrics_ui(summary: pd.DataFrame) -> None:
         col.caption(f"keeps {row.kept:.0%} · average risk {row.average_risk:.3f}")
 
 
-@st.cache_data(max_entries=8, show_spinner="Simulating finite samples…")
-def simulation_summary(params: MixtureParams, n: int, repeats: int, seed: int, clf: str) -> pd.DataFrame:
-    """Finite-sample study, cached by the model, the sample settings and the classifier only."""
-    sim = simulate_mixture(params.model(), params.priors(), n, strength=params.strength, classifier=clf,
-                           repeats=repeats, seed=seed)
-    return summarize_mixture_simulation(sim)
-
-
 def main() -> None:
     st.title("K Gaussian classes: who pays for pruning, and what class quotas do")
     st.caption(
@@ -193,9 +189,11 @@ def outputs_ui() -> None:
 
     st.subheader("3 · Pruning methods against the overall density")
     model_only = replace(params, densities=(1.0,) * params.k, density=1.0)   # no density slider reruns the study
-    summary = simulation_summary(model_only, int(values["samples"]), int(values["reps"]), int(values["sim_seed"]),
-                                 CLASSIFIER_NAMES[int(values["clf"])])
-    scored = summary[summary["method"].isin(["Margin", "EL2N", "SSP", "Random+DRoP"])]
+    clf = CLASSIFIER_NAMES[int(values["clf"])]
+    study = STUDIES.request(StudyKey(model_only, int(values["samples"]), int(values["reps"]), int(values["sim_seed"]),
+                                     clf))
+    summary = study.result() if study.done() and study.exception() is None else None
+    scored = None if summary is None else summary[summary["method"].isin(["Margin", "EL2N", "SSP", "Random+DRoP"])]
     st.vega_lite_chart(charts.sweep_spec(ex.sweep, params.density, scored), width="content")
     st.markdown(
         "Random pruning keeps the priors, so its exact risks are flat. The optimum is reachable by random pruning "
@@ -205,14 +203,30 @@ def outputs_ui() -> None:
     )
 
     st.subheader("4 · Finite samples with spread")
+    if not study.done():
+        st.info(f"Simulating finite samples in the background: {values['reps']} repeats of {values['samples']} "
+                f"points, {clf} refitted for every method at densities {', '.join(map(str, SIM_DENSITIES))}. "
+                "The diamonds above and the chart here appear when it is done; the exact numbers need not wait.")
+        _wait_for(study)
+        return
+    if summary is None:
+        show_error(study.exception(), stop=False)
+        return
     st.vega_lite_chart(charts.finite_sample_spec(summary[np.isclose(summary["density"], _nearest(params.density))]),
                        width="content")
     st.markdown(
         f"At density {_nearest(params.density):.1f}: each repeat draws {values['samples']} points, fits "
-        f"{CLASSIFIER_NAMES[int(values['clf'])]} on the kept ones and scores it exactly. *Logit adjustment* keeps "
+        f"{clf} on the kept ones and scores it exactly. *Logit adjustment* keeps "
         "all the data and only shifts the rule by log d_k, which in the population equals random pruning to d: "
         "its gap to Random+DRoP is what throwing data away costs."
     )
+
+
+@st.fragment(run_every=POLL_S)
+def _wait_for(study: Future) -> None:
+    """Poll the study while it runs; once it is done, rerun the app so that sections 3 and 4 draw it."""
+    if study.done():
+        st.rerun()
 
 
 def _nearest(density: float) -> float:

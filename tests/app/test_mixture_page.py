@@ -6,10 +6,13 @@ from pathlib import Path
 
 import altair as alt
 import numpy as np
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import mixture_charts as charts
+from app.mixture_study import STUDIES, StudyKey
+from app.pages.mixture import CLASSIFIER_NAMES as CLASSIFIERS_SHOWN
 from app.pages.mixture import PRESETS, SCHEMA, params_of
 from app.url_state import parse_query, to_query
 from theory.mixture_explorer import MixtureParams, explore_mixture
@@ -33,13 +36,31 @@ def test_moving_a_density_slider_changes_the_numbers_shown() -> None:
     assert not at.exception and not at.error
     before = shown(at)
     assert set(before) == {"Full data", "Your densities", "Toy DRoP", "Worst-class optimum"}
-    assert len(at.get("vega_lite_chart")) == 4
+    assert len(at.get("vega_lite_chart")) >= 3           # the finite-sample chart too once its study is done
     at.slider(key="cd0").set_value(0.4).run()
     after = shown(at)
     expected = explore_mixture(params_of({**DEFAULTS, "cd0": 0.4})).summary.set_index("rule")["worst_class_risk"]
     assert after["Your densities"] == f"{expected['Your densities']:.3f}" != before["Your densities"]
     assert after["Full data"] == before["Full data"]
     assert at.query_params["cd0"] == "0.4"
+
+
+@pytest.mark.slow
+def test_the_finite_sample_study_runs_in_the_background_and_is_drawn_when_done() -> None:
+    at = mixture_app()
+    at.slider(key="sim_seed").set_value(4321).run()     # a study no other test asked for: it starts now
+    assert [c.proto.spec for c in at.get("vega_lite_chart")][3:] == []
+    assert any("Simulating finite samples in the background" in i.value for i in at.info)
+    assert shown(at)["Full data"]                       # the exact numbers did not wait
+    key = StudyKey(params_of({**DEFAULTS, "drop_d": 1.0}), DEFAULTS["samples"], DEFAULTS["reps"], 4321,
+                   CLASSIFIERS_SHOWN[DEFAULTS["clf"]])
+    expected = STUDIES.request(key).result(timeout=120)
+    at.run()
+    assert not at.info and not at.error
+    (data,) = [d.data.data for d in at.get("vega_lite_chart")[3].proto.datasets if d.name == "summary"]
+    rows = pa.ipc.open_stream(data).read_pandas()
+    at_density = expected[np.isclose(expected["density"], 0.4)]     # the simulated density nearest to 0.5
+    np.testing.assert_allclose(np.sort(rows["mean"]), np.sort(at_density["mean"]), atol=1e-6)   # 6 decimals
 
 
 def test_no_widget_key_is_shared_with_the_toy_model_page() -> None:

@@ -228,6 +228,11 @@ def test_rule_risks_of_bayes_rules() -> None:
     exact = gm.class_risks(balanced)
     np.testing.assert_allclose(gm.rule_risks(lambda x: gm.bayes_predict(x, balanced)), exact, atol=1e-12)
     np.testing.assert_allclose(gm.rule_risks(lambda x: gm.bayes_predict(x, priors)), gm.class_risks(priors), atol=2e-3)
+    fewer = gm.rule_risks(lambda x: gm.bayes_predict(x, priors), 4096)   # a balanced prefix of the same points
+    np.testing.assert_allclose(fewer, gm.class_risks(priors), atol=4e-3)
+    for bad in (0, 3000, 2 * 16384, 4096.0):
+        with pytest.raises(ValueError, match="The 'points' parameter of GaussianMixture.rule_risks"):
+            gm.rule_risks(lambda x: gm.bayes_predict(x, priors), bad)
 
 
 def test_bayes_class_accuracy_of_the_gaussians_dataset() -> None:

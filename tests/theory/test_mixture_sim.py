@@ -31,6 +31,15 @@ def test_score_based_pruning_hurts_the_worst_class_more_than_random() -> None:
     assert worst["Margin"] > worst["Random"] and worst["EL2N"] > worst["Random"]
 
 
+def test_qda_in_more_dimensions_than_a_pruned_class_has_points_skips_that_fit() -> None:
+    means = np.zeros((3, 8))
+    means[[0, 1, 2], [0, 1, 2]] = 2.0
+    gm = GaussianMixture(means, np.array([1.4, 0.7, 0.7]))
+    sim = simulate_mixture(gm, PRIORS, 60, densities=(0.2,), repeats=1, classifier="QDA")   # 20 per class, p = 8
+    # quotas keep p + 2 per class; a global method keeps 12 points, too few for 9 per class, so it has no row
+    assert set(sim["method"]) == {"Random+DRoP", "Logit adjustment", "Margin+DRoP", "EL2N+DRoP", "SSP+DRoP"}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [({"n": 5}, "n"), ({"n": 300, "classifier": "svm"}, "classifier"), ({"n": 300, "repeats": 0}, "repeats"),
