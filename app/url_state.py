@@ -120,6 +120,6 @@ def slider(param: Param, on_change: Callable[[], None] | None = None) -> float |
     )
 
 
-def rerun_fragment(key: str) -> Callable[[], None]:
-    """A widget callback that replaces the app rerun of its interaction by a rerun of fragment ``key`` only."""
-    return lambda: st.rerun(scope=key)
+def rerun_fragment(*keys: str) -> Callable[[], None]:
+    """A widget callback that replaces the app rerun of its interaction by a rerun of the fragments ``keys`` only."""
+    return lambda: st.rerun(scope=list(keys))

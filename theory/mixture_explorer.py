@@ -125,11 +125,16 @@ def _rule_risks(gm: GaussianMixture, priors: tuple[float, ...], density: float, 
     return class_d, after, gm.class_risks(np.stack(after))
 
 
+def explore_sweep(p: MixtureParams) -> tuple[pd.DataFrame, float]:
+    """The density sweep and the optimum's reach alone (memoised by the model): what the study's chart needs."""
+    return _model_level(p.model(), tuple(p.priors()), float(p.strength))
+
+
 def explore_mixture(p: MixtureParams) -> MixtureExploration:
     """Compute every number and frame of the Mixture page; a class-density move costs one class_risks call."""
     gm, pri = p.model(), p.priors()
     dens = np.asarray(p.densities[: p.k], dtype=float)
-    sweep, reach = _model_level(gm, tuple(pri), float(p.strength))
+    sweep, reach = explore_sweep(p)
     (full_d, drop_d, opt_d), (full_p, drop_p, opt_p), fixed = _rule_risks(gm, tuple(pri), float(p.density),
                                                                            float(p.strength))
     yours_p = gm.pruned_priors(pri, np.maximum(dens, 1e-9))

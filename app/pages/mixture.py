@@ -20,7 +20,7 @@ from app.errors import guard, show_error
 from app.mixture_study import STUDIES, StudyKey
 from app.url_state import Param
 from theory.mixture import GAUSSIANS_SPREAD
-from theory.mixture_explorer import LAYOUTS, MAX_CLASSES, MixtureParams, explore_mixture
+from theory.mixture_explorer import LAYOUTS, MAX_CLASSES, MixtureParams, explore_mixture, explore_sweep
 from theory.mixture_sim import CLASSIFIERS, SIM_DENSITIES
 
 CLASSIFIER_NAMES = tuple(CLASSIFIERS)
@@ -41,7 +41,7 @@ SCHEMA: url_state.Schema = (
           " · ".join(f"{i}: {n}" for i, n in enumerate(CLASSIFIER_NAMES))),
 )
 BY_NAME = {p.name: p for p in SCHEMA}
-OUTPUTS = "mixture_outputs"  # the fragment a slider move reruns
+EXACT, STUDY = "mixture_exact", "mixture_study"   # the fragments slider moves rerun: the exact numbers, the study
 POLL_S = 0.25                # how often a page waiting for its finite-sample study looks for it
 # Widget keys are the parameter names and live in one session for all pages, so none may repeat a Toy model key.
 
@@ -91,10 +91,12 @@ def apply_preset(name: str) -> None:
 def controls_ui() -> None:
     """Presets and sliders in the sidebar (per-class sliders only for the K classes shown).
 
-    A slider move reruns only the ``OUTPUTS`` fragment, as on the Toy model page; the number of classes reruns the
+    A slider move reruns only the fragments that depend on it, as on the Toy model page: a class density the exact
+    part, a sample setting the study part, the model and toy DRoP's settings both. The number of classes reruns the
     app, since it changes which sliders the sidebar shows, and so does a preset button.
     """
-    moved = url_state.rerun_fragment(OUTPUTS)
+    moved = url_state.rerun_fragment(EXACT, STUDY)
+    exact, study = url_state.rerun_fragment(EXACT), url_state.rerun_fragment(STUDY)
     with st.sidebar:
         st.subheader("Presets")
         for name, (text, _) in PRESETS.items():
@@ -104,7 +106,7 @@ def controls_ui() -> None:
         url_state.slider(BY_NAME["layout"], on_change=moved)
         st.subheader("Class densities (random pruning)")
         for j in range(k):
-            url_state.slider(BY_NAME[f"cd{j}"], on_change=moved)
+            url_state.slider(BY_NAME[f"cd{j}"], on_change=exact)
         with st.expander("Class stds and priors"):
             for j in range(k):
                 url_state.slider(BY_NAME[f"std{j}"], on_change=moved)
@@ -114,7 +116,7 @@ def controls_ui() -> None:
         url_state.slider(BY_NAME["tau"], on_change=moved)
         st.subheader("Finite samples")
         for name in ("samples", "reps", "sim_seed", "clf"):
-            url_state.slider(BY_NAME[name], on_change=moved)
+            url_state.slider(BY_NAME[name], on_change=study)
 
 
 def params_of(values: dict[str, float | int]) -> MixtureParams:
@@ -147,12 +149,13 @@ def main() -> None:
     for problem in url_state.init_state(SCHEMA):
         st.warning(problem)
     controls_ui()
-    outputs_ui()
+    exact_ui()
+    study_ui()
 
 
-@st.fragment(key=OUTPUTS)
-def outputs_ui() -> None:
-    """Everything the sliders move (the URL too), as one fragment: a slider move reruns only this function."""
+@st.fragment(key=EXACT)
+def exact_ui() -> None:
+    """The metrics, the plane and the class-risk bars (and the URL): what a class-density move reruns."""
     values = url_state.current(SCHEMA)
     url_state.write_query(SCHEMA, values)
     params = params_of(values)
@@ -187,6 +190,18 @@ def outputs_ui() -> None:
         "classes; the worst-class optimum is the least favourable prior, where all class risks are equal."
     )
 
+
+
+@st.fragment(key=STUDY)
+def study_ui() -> None:
+    """The density sweep with the finite-sample study (and the URL): what a sample-setting move reruns."""
+    values = url_state.current(SCHEMA)
+    url_state.write_query(SCHEMA, values)
+    params = params_of(values)
+    try:
+        sweep, reach = explore_sweep(params)
+    except ValueError:
+        return                                   # the exact part above says what is wrong with the sliders
     st.subheader("3 · Pruning methods against the overall density")
     model_only = replace(params, densities=(1.0,) * params.k, density=1.0)   # no density slider reruns the study
     clf = CLASSIFIER_NAMES[int(values["clf"])]
@@ -194,10 +209,10 @@ def outputs_ui() -> None:
                                      clf))
     summary = study.result() if study.done() and study.exception() is None else None
     scored = None if summary is None else summary[summary["method"].isin(["Margin", "EL2N", "SSP", "Random+DRoP"])]
-    st.vega_lite_chart(charts.sweep_spec(ex.sweep, params.density, scored), width="content")
+    st.vega_lite_chart(charts.sweep_spec(sweep, params.density, scored), width="content")
     st.markdown(
         "Random pruning keeps the priors, so its exact risks are flat. The optimum is reachable by random pruning "
-        f"once the overall density is at most {ex.optimum_reachable:.2f}; toy DRoP moves towards it and can "
+        f"once the overall density is at most {reach:.2f}; toy DRoP moves towards it and can "
         "overshoot at low density. The diamonds are finite-sample means: score-based pruning keeps the hardest "
         "points and leaves the classifier more biased."
     )
@@ -224,7 +239,9 @@ def outputs_ui() -> None:
 
 @st.fragment(run_every=POLL_S)
 def _wait_for(study: Future) -> None:
-    """Poll the study while it runs; once it is done, rerun the app so that sections 3 and 4 draw it."""
+    """Poll the study while it runs; once it is done, rerun the app so that sections 3 and 4 draw it.
+
+    (A fragment body may only rerun itself or the app; a keyed rerun of ``STUDY`` needs a widget callback.)"""
     if study.done():
         st.rerun()
 
