@@ -96,6 +96,13 @@ def current(schema: Schema) -> dict[str, float | int]:
     return {p.name: st.session_state[p.name] for p in schema}
 
 
+def synced(schema: Schema) -> dict[str, float | int]:
+    """The parameters' current values, after making the URL show them (what every page's output fragment reads)."""
+    values = current(schema)
+    write_query(schema, values)
+    return values
+
+
 def write_query(schema: Schema, values: Mapping[str, float | int]) -> None:
     """Make the URL show exactly the non-default ``values`` (unknown or rejected keys are removed)."""
     wanted = to_query(schema, values)

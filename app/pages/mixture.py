@@ -156,8 +156,7 @@ def main() -> None:
 @st.fragment(key=EXACT)
 def exact_ui() -> None:
     """The metrics, the plane and the class-risk bars (and the URL): what a class-density move reruns."""
-    values = url_state.current(SCHEMA)
-    url_state.write_query(SCHEMA, values)
+    values = url_state.synced(SCHEMA)
     params = params_of(values)
     try:
         ex = explore_mixture(params)
@@ -191,12 +190,10 @@ def exact_ui() -> None:
     )
 
 
-
 @st.fragment(key=STUDY)
 def study_ui() -> None:
     """The density sweep with the finite-sample study (and the URL): what a sample-setting move reruns."""
-    values = url_state.current(SCHEMA)
-    url_state.write_query(SCHEMA, values)
+    values = url_state.synced(SCHEMA)
     params = params_of(values)
     try:
         sweep, reach = explore_sweep(params)

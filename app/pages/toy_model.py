@@ -264,8 +264,7 @@ def main() -> None:
 @st.fragment(key=OUTPUTS)
 def outputs_ui() -> None:
     """Everything the sliders move (the URL too), as one fragment: a slider move reruns only this function."""
-    values = url_state.current(SCHEMA)
-    url_state.write_query(SCHEMA, values)
+    values = url_state.synced(SCHEMA)
     try:
         ex = explore(ExplorerParams(**{k: values[k] for k in MODEL_KEYS}))
     except ValueError as err:
