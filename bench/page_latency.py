@@ -64,7 +64,7 @@ PROBE = """
     requestAnimationFrame(() => { framePending = false; P.last = Math.max(P.last, performance.now()); });
   };
   document.addEventListener('keydown', e => { if (P.armed && P.t0 === null) P.t0 = e.timeStamp; }, true);
-  for (const name of ['clearRect', 'fillRect', 'stroke', 'fill']) {
+  for (const name of ['clearRect', 'fillRect', 'stroke', 'fill', 'drawImage']) {
     const original = CanvasRenderingContext2D.prototype[name];
     CanvasRenderingContext2D.prototype[name] = function (...args) { touch(); return original.apply(this, args); };
   }

@@ -1,6 +1,8 @@
 """Mixture page: AppTest drives the real page at /mixture; chart specs are checked as pure functions."""
 from __future__ import annotations
 
+import base64
+import io
 import json
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import altair as alt
 import numpy as np
 import pyarrow as pa
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app import mixture_charts as charts
@@ -98,3 +101,24 @@ def test_chart_specs_are_valid_vega_lite_and_carry_the_numbers() -> None:
     assert len(bars) == 4 * 5
     full = [r["risk"] for r in bars if r["rule"] == "Full data"]
     np.testing.assert_allclose(full, ex.classes[ex.classes["rule"] == "Full data"]["risk"], atol=1e-6)
+
+
+def test_region_images_decode_to_the_rules_labels() -> None:
+    """The plane's image is the rule's argmax lattice: every pixel's colour is its cell's class colour."""
+    ex = explore_mixture(MixtureParams(densities=(1.0, 0.2, 1.0, 1.0, 1.0)))
+    spec = charts.plane_spec(ex.regions, ex.circles)
+    images = spec["datasets"]["regions"]
+    assert [r["rule"] for r in images] == list(dict.fromkeys(ex.regions["rule"]))
+    palette = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)): k for k, c in enumerate(charts.CLASS_COLORS)}
+    for row in images:
+        cells = ex.regions[ex.regions["rule"] == row["rule"]]
+        png = Image.open(io.BytesIO(base64.b64decode(row["url"].split(",", 1)[1])))
+        pixels = np.asarray(png.convert("RGBA"))[::-1]                      # back to rows of increasing y
+        labels = np.vectorize(lambda *rgb: palette[rgb])(*np.moveaxis(pixels[..., :3], -1, 0))
+        xs, ys = np.unique(cells["x"]), np.unique(cells["y"])
+        want = np.zeros_like(labels)
+        want[np.searchsorted(ys, cells["y"]), np.searchsorted(xs, cells["x"])] = cells["label"]
+        np.testing.assert_array_equal(labels, want)
+        assert (row["x0"], row["x1"]) == pytest.approx((xs[0] - (xs[1] - xs[0]) / 2, xs[-1] + (xs[1] - xs[0]) / 2))
+    full, yours = (ex.regions[ex.regions["rule"] == r]["label"] for r in ("Full data", "Your densities"))
+    assert (yours == 1).sum() < (full == 1).sum()          # the pruned class's region shrinks
