@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/page_latency.py                    # 48 timed presses per page
     .venv/bin/python bench/page_latency.py --presses 96 --baseline HEAD~3
+    .venv/bin/python bench/page_latency.py --pages Mixture --sliders "Density of class"   # one kind of slider
 
 Starts ``streamlit run streamlit_app.py`` headless and drives Debian's Chromium (``/usr/bin/chromium``)
 through Playwright, as ``tests/app/test_browser.py`` does. On each Theory page (Toy model at ``/``, the
@@ -181,8 +182,10 @@ CHARTS_DRAWN = """() => window.__lat && window.__lat.state() === 'notRunning'
   && document.querySelectorAll('[data-testid="stMain"] .vega-embed :is(svg, canvas)').length > 0"""
 
 
-def open_target(browser, name: str, url: str, path: str, server: int) -> Target | None:
-    """The page at ``path`` in a new tab, once its charts are drawn; None if the app has no such page."""
+def open_target(browser, name: str, url: str, path: str, server: int, only: str = "") -> Target | None:
+    """The page at ``path`` in a new tab, once its charts are drawn; None if the app has no such page.
+
+    Only the sliders whose label starts with ``only`` are pressed (all of them by default)."""
     page = browser.new_page(viewport={"width": 1400, "height": 3200})
     page.set_default_timeout(90_000)
     page.add_init_script(PROBE)
@@ -198,12 +201,14 @@ def open_target(browser, name: str, url: str, path: str, server: int) -> Target 
     target = Target(name, page, server=server)
     for i in range(thumbs.count()):
         thumb = thumbs.nth(i)
+        if not (thumb.get_attribute("aria-label") or "").startswith(only):
+            continue
         lo, hi = (float(thumb.get_attribute(a)) for a in ("min", "max"))
         now = float(thumb.input_value())
         target.sliders.append(thumb)
         target.keys.append("ArrowRight" if hi - now >= now - lo else "ArrowLeft")
     if not target.sliders:
-        raise RuntimeError(f"{name}: no slider found at {url}")
+        raise RuntimeError(f"{name}: no slider{f' labelled {only!r}...' if only else ''} found at {url}")
     return target
 
 
@@ -268,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", type=int, default=700, help="ms without any change that count as settled")
     p.add_argument("--baseline", metavar="REV", help="also time the app at this git revision, presses alternating")
     p.add_argument("--detail", action="store_true", help="name each press's slider, its first rerun and reruns")
+    p.add_argument("--sliders", default="", metavar="LABEL",
+                   help="press only the sliders whose label starts with LABEL (e.g. 'Density of class')")
     p.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), metavar="PAGE",
                    help=f"pages to time (default: all of {', '.join(PAGES)})")
     args = p.parse_args(argv)
@@ -282,8 +289,8 @@ def main(argv: list[str] | None = None) -> None:
                 if line.startswith("model name")), "?")
     print(f"# {platform.node()}: {cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"# Python {platform.python_version()}, Streamlit {streamlit.__version__}, {chromium}")
-    print(f"# {args.presses} timed presses per page after 3 warm-up ones; settled = {args.quiet} ms without change",
-          flush=True)
+    print(f"# {args.presses} timed presses per page after 3 warm-up ones; settled = {args.quiet} ms without change"
+          + (f"; sliders labelled {args.sliders!r}..." if args.sliders else ""), flush=True)
 
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         tmp = Path(tmp)
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
             browser_pids = [pid for pid in child_pids(os.getpid()) if pid not in {p.pid for p, _ in servers.values()}]
             lines = []
             for page_name, path in ((name, PAGES[name]) for name in args.pages):
-                targets = [open_target(browser, f"{page_name} [{label}]", url, path, proc.pid)
+                targets = [open_target(browser, f"{page_name} [{label}]", url, path, proc.pid, args.sliders)
                            for label, (proc, url) in servers.items()]
                 targets = [t for t in targets if t is not None]
                 if not targets:
