@@ -54,11 +54,10 @@ def _fill(template: dict, **frames: pd.DataFrame) -> dict:
 
 @lru_cache(maxsize=4)
 def _plane_template(rules: tuple[str, ...]) -> dict:
-    x = alt.X("x:Q", title="x₁", scale=alt.Scale(zero=False, nice=False))
-    y = alt.Y("y:Q", title="x₂", scale=alt.Scale(zero=False, nice=False))
+    axis = {"scale": alt.Scale(zero=False, nice=False)}
+    x, y = alt.X("x:Q", title="x₁", **axis), alt.Y("y:Q", title="x₂", **axis)
     regions = alt.Chart(alt.NamedData("regions")).mark_image(aspect=False, smooth=False).encode(
-        x=alt.X("x0:Q", title="x₁", scale=alt.Scale(zero=False, nice=False)), x2="x1:Q",
-        y=alt.Y("y0:Q", title="x₂", scale=alt.Scale(zero=False, nice=False)), y2="y1:Q", url="url:N")
+        x=alt.X("x0:Q", title="x₁", **axis), x2="x1:Q", y=alt.Y("y0:Q", title="x₂", **axis), y2="y1:Q", url="url:N")
     lines = alt.Chart(alt.NamedData("rings")).mark_line(strokeWidth=1.3).encode(
         x=x, y=y, order="order:Q", detail=["class:N", "radius:N"],
         color=alt.Color("class:N", title="class", scale=alt.Scale(range=list(CLASS_COLORS))),
