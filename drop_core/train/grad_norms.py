@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.graph import GradientEdge, get_gradient_edge
 from torch.func import functional_call, grad, vmap
 
 from drop_core.errors import DropError
@@ -105,19 +106,29 @@ def _layer_unsupported(module: nn.Module) -> str | None:
 
 
 def _ghost_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_bytes: int) -> torch.Tensor:
-    """Norms for one chunk: one forward with hooks, one backward of the summed loss to the input only."""
+    """Norms for one chunk: one forward with hooks, one backward of the summed loss.
+
+    The input does not require grad, so the layers that read it (or anything without parameters
+    upstream) are the roots, and the backward stops at their outputs: nothing is spent on the
+    gradient of the input itself (a third of the backward for a 3-channel first convolution).
+    The roots are named by gradient edges taken at forward time, so an in-place op that later
+    rewrites a root's output (``ReLU(inplace=True)``) does not move the target.
+    """
     sq = torch.zeros(x.shape[0], device=x.device, dtype=torch.float32)
     called: set[nn.Module] = set()
     answered: set[nn.Module] = set()
+    roots: list[GradientEdge] = []
 
     def on_forward(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if module in called:
             raise _NotGhostable(f"a {type(module).__name__} is called more than once per forward")
         if not args or not isinstance(args[0], torch.Tensor) or not isinstance(output, torch.Tensor) \
-                or not output.requires_grad:
+                or output.grad_fn is None:
             raise _NotGhostable(f"a {type(module).__name__} has no tensor input and differentiable output")
         called.add(module)
         a, version = args[0], args[0]._version
+        if not a.requires_grad:
+            roots.append(get_gradient_edge(output))
 
         def on_grad(g: torch.Tensor) -> None:
             if a._version != version:
@@ -130,14 +141,14 @@ def _ghost_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_bytes: 
     layers = [m for m in model.modules() if type(m) in _GHOST_TYPES and any(True for _ in m.parameters(False))]
     handles = [m.register_forward_hook(on_forward) for m in layers]
     try:
-        xr = x.detach().float().requires_grad_(True)
-        loss = F.cross_entropy(model(xr).float(), y, reduction="sum")   # each sample's grads are its own
-        torch.autograd.grad(loss, xr)                                     # no weight grads, no .grad writes
+        loss = F.cross_entropy(model(x.detach().float()).float(), y, reduction="sum")   # each sample's own grads
     finally:
         for h in handles:
             h.remove()
+    if roots:
+        torch.autograd.grad(loss, roots, allow_unused=True)                   # no weight grads, no .grad writes
     if called - answered:
-        raise _NotGhostable("a layer's output gradient did not reach the input (its input may not depend on x)")
+        raise _NotGhostable("a layer's output gradient never arrived (its output may not affect the loss)")
     return sq.sqrt()
 
 
@@ -154,8 +165,8 @@ def _layer_sq_norms(module: nn.Module, a: torch.Tensor, g: torch.Tensor, max_byt
     else:
         positions = tuple(range(1, a.dim() - len(module.normalized_shape))) if isinstance(module, nn.LayerNorm) \
             else tuple(range(2, a.dim()))                         # LayerNorm: per element; others: per channel
-        out = _sum(g * _normalised(module, a), positions).flatten(1).pow(2).sum(1)
         bias_g = _sum(g, positions)
+        out = _norm_weight_grads(module, a, g, bias_g, positions).flatten(1).pow(2).sum(1)
     if module.bias is not None:
         out = out + bias_g.flatten(1).pow(2).sum(1)
     return out
@@ -166,14 +177,18 @@ def _sum(t: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     return t.sum(dims) if dims else t
 
 
-def _normalised(module: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    """The normalisation layer's output before its affine weight and bias."""
+def _norm_weight_grads(module: nn.Module, a: torch.Tensor, g: torch.Tensor, g_sum: torch.Tensor,
+                       positions: tuple[int, ...]) -> torch.Tensor:
+    """Per-sample gradient of a normalisation layer's affine weight: ``g`` times the normalised input, summed.
+
+    BatchNorm (running statistics) normalises each channel by constants, so the sum is
+    ``(sum g*a - mean * sum g) / sqrt(var + eps)``: one product pass instead of three.
+    """
     if isinstance(module, nn.GroupNorm):
-        return F.group_norm(a, module.num_groups, eps=module.eps)
+        return _sum(g * F.group_norm(a, module.num_groups, eps=module.eps), positions)
     if isinstance(module, nn.LayerNorm):
-        return F.layer_norm(a, module.normalized_shape, eps=module.eps)
-    shape = (1, -1) + (1,) * (a.dim() - 2)
-    return (a - module.running_mean.view(shape)) * torch.rsqrt(module.running_var.view(shape) + module.eps)
+        return _sum(g * F.layer_norm(a, module.normalized_shape, eps=module.eps), positions)
+    return (_sum(g * a, positions) - module.running_mean * g_sum) * torch.rsqrt(module.running_var + module.eps)
 
 
 def _conv_weight_sq_norms(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor, g: torch.Tensor,
