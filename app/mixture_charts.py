@@ -2,9 +2,11 @@
 
 Each chart is an Altair template over *named* datasets, built once (memoised by its few layout arguments) and
 serialised without schema validation; a rerun only drops the current rows into the spec's top-level ``datasets``
-(Vega-Lite's named-data mechanism). Building the Altair objects and serialising pandas frames was ~100 ms a chart;
-filling a template is ~1 ms plus the rows. The decision regions travel as one PNG per rule (an image mark), not a
-square per lattice cell: 3200 squares took the browser 100-250 ms to redraw. Hand the dict to ``st.vega_lite_chart``.
+(Vega-Lite's named-data mechanism) as Arrow tables, which Streamlit sends as they are (rows as dicts cost it ~10 ms a
+chart to convert), and the charts draw on a canvas, as on the Toy model page. Building the Altair objects and
+serialising pandas frames was ~100 ms a chart; filling a template is ~1 ms plus the rows. The decision regions
+travel as one PNG per rule (an image mark), not a square per lattice cell: 3200 squares took the browser 100-250 ms
+to redraw. Hand the dict to ``st.vega_lite_chart``; ``app.theory_charts.to_json`` gives its JSON.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from app.theory_charts import USERMETA, arrow_table
+from theory.mixture_explorer import Regions
 
 RULE_COLORS = {
     "Full data": "#333333",
@@ -41,15 +46,10 @@ def _scale(colors: dict[str, str]) -> alt.Scale:
     return alt.Scale(domain=list(colors), range=list(colors.values()))
 
 
-def _records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as JSON-ready dicts (numpy scalars become Python numbers; NaN is dropped by the caller)."""
-    cols = {c: frame[c].to_numpy() for c in frame.columns}
-    cols = {c: (v.astype(float).round(6).tolist() if v.dtype.kind == "f" else v.tolist()) for c, v in cols.items()}
-    return [dict(zip(cols, row)) for row in zip(*cols.values())]
-
-
 def _fill(template: dict, **frames: pd.DataFrame) -> dict:
-    return {**template, "datasets": {name: _records(f) for name, f in frames.items()}}
+    """The template with the rows as Arrow tables (as on the Toy model page; ``to_json`` gives the JSON)."""
+    datasets = {name: arrow_table(f, list(f.columns)) for name, f in frames.items()}
+    return {**template, "usermeta": USERMETA, "datasets": datasets}
 
 
 @lru_cache(maxsize=4)
@@ -67,31 +67,28 @@ def _plane_template(rules: tuple[str, ...]) -> dict:
     return alt.hconcat(*panels).to_dict(validate=False)
 
 
-def region_image(regions: pd.DataFrame) -> tuple[str, tuple[float, float, float, float]]:
-    """One rule's decision regions (x, y, label on a lattice) as a PNG data URL and its extent (x0, x1, y0, y1).
+def region_image(labels: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[str, tuple[float, float, float, float]]:
+    """One rule's decision regions (class indices on the lattice ``xs`` x ``ys``) as a PNG data URL and its extent
+    (x0, x1, y0, y1).
 
     A pixel per lattice cell in its class's colour (as the circles' legend) at REGION_ALPHA: one image mark draws in
     the browser in a fraction of the time of a square mark per cell, which was most of a density slider's latency.
     """
-    xs, ys = np.unique(regions["x"].to_numpy()), np.unique(regions["y"].to_numpy())
-    grid = np.zeros((ys.size, xs.size), dtype=np.intp)
-    grid[np.searchsorted(ys, regions["y"].to_numpy()), np.searchsorted(xs, regions["x"].to_numpy())] = regions["label"]
     rgba = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] + [REGION_ALPHA] for c in CLASS_COLORS], np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(rgba[grid[::-1]], "RGBA").save(buf, format="PNG")   # row 0 of an image is the top (largest y)
+    Image.fromarray(rgba[labels[::-1]], "RGBA").save(buf, format="PNG")   # row 0 of an image is the top (largest y)
     dx, dy = (xs[-1] - xs[0]) / max(xs.size - 1, 1), (ys[-1] - ys[0]) / max(ys.size - 1, 1)
     extent = (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), tuple(map(float, extent))
 
 
-def plane_spec(regions: pd.DataFrame, circles: pd.DataFrame) -> dict:
+def plane_spec(regions: Regions, circles: pd.DataFrame) -> dict:
     """Decision regions of each rule (one panel per rule, an image each) with each class's 1- and 2-std circles."""
     rows = []
-    for rule, cells in regions.groupby("rule", sort=False):
-        url, (x0, x1, y0, y1) = region_image(cells)
+    for rule, labels in regions.labels.items():
+        url, (x0, x1, y0, y1) = region_image(labels, regions.xs, regions.ys)
         rows.append({"rule": rule, "url": url, "x0": x0, "x1": x1, "y0": y0, "y1": y1})
-    rules = tuple(r["rule"] for r in rows)
-    return _fill(_plane_template(rules), regions=pd.DataFrame(rows), rings=circles)
+    return _fill(_plane_template(tuple(regions.labels)), regions=pd.DataFrame(rows), rings=circles)
 
 
 @lru_cache(maxsize=1)

@@ -76,7 +76,7 @@ def _n(field: str, **extra: Any) -> dict[str, Any]:
     return {"field": field, "type": "nominal", **extra}
 
 
-def _table(df: pd.DataFrame, columns: dict[str, str] | list[str], rows: np.ndarray | None = None) -> pa.Table:
+def arrow_table(df: pd.DataFrame, columns: dict[str, str] | list[str], rows: np.ndarray | None = None) -> pa.Table:
     """The ``columns`` of ``df`` (a dict renames them), optionally only ``rows`` (a mask), as an Arrow table."""
     names = columns if isinstance(columns, dict) else {c: c for c in columns}
     return pa.table(
@@ -139,9 +139,9 @@ def class_density_chart(curves: pd.DataFrame, bands: pd.DataFrame, rules: pd.Dat
         },
     }
     data = {
-        "bands": _table(bands, ["class", "lo", "hi", "removed"], bands["hi"].to_numpy() > bands["lo"].to_numpy()),
-        "curves": _table(curves, ["x", "class", "density"]),
-        "thresholds": _table(
+        "bands": arrow_table(bands, ["class", "lo", "hi", "removed"], bands["hi"].to_numpy() > bands["lo"].to_numpy()),
+        "curves": arrow_table(curves, ["x", "class", "density"]),
+        "thresholds": arrow_table(
             rules, ["rule", "threshold", "worst_class_risk"], np.isfinite(rules["threshold"].to_numpy())
         ),
     }
@@ -191,8 +191,8 @@ def ratio_risk_chart(ratio: pd.DataFrame, marks: pd.DataFrame) -> Spec:
         },
     }
     data = {
-        "ratio": _table(ratio, {"ratio": "ratio", **QUANTITIES}),
-        "marks": _table(marks, ["rule", "ratio", "worst_class_risk"]),
+        "ratio": arrow_table(ratio, {"ratio": "ratio", **QUANTITIES}),
+        "marks": arrow_table(marks, ["rule", "ratio", "worst_class_risk"]),
     }
     body = {"layer": [curves, rules, dots], "height": 300, "resolve": {"scale": {"color": "independent"}}}
     return _top(body, "Random pruning within classes: risk against the class-0 density ratio", data)
@@ -212,7 +212,7 @@ def _metric_line(metric: str, **mark: Any) -> Spec:
 
 
 def _exact(density: pd.DataFrame) -> pa.Table:
-    return _table(density, ["method", "density", *METRIC_TITLES])
+    return arrow_table(density, ["method", "density", *METRIC_TITLES])
 
 
 def density_risk_chart(density: pd.DataFrame, current: float, width: int = 330) -> Spec:
@@ -241,7 +241,7 @@ def finite_sample_chart(summary: pd.DataFrame, exact: pd.DataFrame, width: int =
     """
     methods = list(METHOD_COLORS)
     nudge = {m: (i - (len(methods) - 1) / 2) * 0.012 for i, m in enumerate(methods)}
-    sim = _table(
+    sim = arrow_table(
         summary,
         ["method", "density", "metric", "mean", "min", "max"],
         summary["metric"].isin(list(METRIC_TITLES)).to_numpy(),

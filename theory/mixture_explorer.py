@@ -52,12 +52,21 @@ class MixtureParams:
 
 
 @dataclass(frozen=True)
+class Regions:
+    """Decision regions on a lattice: ``labels[rule][i, j]`` is the class the rule picks at (xs[j], ys[i])."""
+
+    xs: np.ndarray                   # (GRID,) increasing
+    ys: np.ndarray                   # (GRID,) increasing
+    labels: dict[str, np.ndarray]    # rule -> (GRID, GRID) class indices, rows along ys
+
+
+@dataclass(frozen=True)
 class MixtureExploration:
     """Tidy frames: per-class risks of each rule, one summary row per rule, regions, circles, density sweep."""
 
     classes: pd.DataFrame      # rule, class, density, prior_after, risk
     summary: pd.DataFrame      # rule, worst_class_risk, average_risk, kept
-    regions: pd.DataFrame      # x, y, rule, label (p = 2 only, else empty)
+    regions: Regions | None    # p = 2 only
     circles: pd.DataFrame      # class, radius, x, y, order (p = 2 only, else empty)
     sweep: pd.DataFrame        # method, density, metric, risk
     optimum_reachable: float   # overall densities at or below this reach the worst-class optimum by random pruning
@@ -95,22 +104,20 @@ def _model_level(gm: GaussianMixture, priors: tuple[float, ...], strength: float
     return sweep, reach if np.isfinite(opt_worst) else 0.0
 
 
-def _plane(gm: GaussianMixture, priors: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _plane(gm: GaussianMixture, priors: dict[str, np.ndarray]) -> tuple[Regions, pd.DataFrame]:
     """Decision regions of each rule on a GRID x GRID lattice and each class's 1- and 2-std circles (p = 2)."""
     lo = (gm.means - 2.2 * gm.stds[:, None]).min(0)
     hi = (gm.means + 2.2 * gm.stds[:, None]).max(0)
     xs, ys = np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID)
     gx, gy = np.meshgrid(xs, ys)
     pts = np.column_stack([gx.ravel(), gy.ravel()])
-    regions = pd.concat(
-        [pd.DataFrame({"x": pts[:, 0], "y": pts[:, 1], "rule": rule, "label": gm.bayes_predict(pts, p)})
-         for rule, p in priors.items()], ignore_index=True)
+    labels = {rule: gm.bayes_predict(pts, p).reshape(GRID, GRID) for rule, p in priors.items()}
     t = np.linspace(0, 2 * np.pi, 25)
     circles = pd.concat(
         [pd.DataFrame({"class": k, "radius": f"{r} std", "x": gm.means[k, 0] + r * gm.stds[k] * np.cos(t),
                        "y": gm.means[k, 1] + r * gm.stds[k] * np.sin(t), "order": np.arange(t.size)})
          for k in range(gm.num_classes) for r in (1, 2)], ignore_index=True)
-    return regions, circles
+    return Regions(xs, ys, labels), circles
 
 
 @lru_cache(maxsize=64)
@@ -153,5 +160,5 @@ def explore_mixture(p: MixtureParams) -> MixtureExploration:
     if gm.dim == 2:
         regions, circles = _plane(gm, {"Full data": full_p, "Your densities": yours_p})
     else:
-        regions, circles = pd.DataFrame(columns=["x", "y", "rule", "label"]), pd.DataFrame()
+        regions, circles = None, pd.DataFrame()
     return MixtureExploration(classes, summary, regions, circles, sweep, reach)

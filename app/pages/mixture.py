@@ -18,6 +18,7 @@ from app import mixture_charts as charts
 from app import url_state
 from app.errors import guard, show_error
 from app.mixture_study import STUDIES, StudyKey
+from app.rule_table import HEADLINE, rule_table
 from app.url_state import Param
 from theory.mixture import GAUSSIANS_SPREAD
 from theory.mixture_explorer import LAYOUTS, MAX_CLASSES, MixtureParams, explore_mixture, explore_sweep
@@ -131,13 +132,8 @@ def params_of(values: dict[str, float | int]) -> MixtureParams:
 
 
 def metrics_ui(summary: pd.DataFrame) -> None:
-    st.markdown("**Worst-class risk of each rule** (lower is better; the change is against the full data)")
-    full = float(summary["worst_class_risk"].iloc[0])
-    for col, row in zip(st.columns(len(summary)), summary.itertuples()):
-        change = row.worst_class_risk - full
-        delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
-        col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
-        col.caption(f"keeps {row.kept:.0%} · average risk {row.average_risk:.3f}")
+    st.markdown(HEADLINE)
+    st.markdown(rule_table(summary.to_dict("records")))
 
 
 def main() -> None:
@@ -169,7 +165,7 @@ def exact_ui() -> None:
     metrics_ui(ex.summary)
 
     st.subheader("1 · Decision regions move as you prune")
-    if ex.regions.empty:
+    if ex.regions is None:
         st.markdown("The `gaussians` layout lives in 16 dimensions, so there is no plane to draw; the bars below "
                     "carry the same information class by class.")
     else:

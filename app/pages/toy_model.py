@@ -8,7 +8,6 @@ a pruning slider never re-runs it.
 from __future__ import annotations
 
 from dataclasses import fields
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ import streamlit as st
 from app import theory_charts as charts
 from app import url_state
 from app.errors import guard
+from app.rule_table import HEADLINE, rule_table
 from app.url_state import Param
 from theory.explorer import Exploration, ExplorerParams, explore
 from theory.simulate import simulate, summarize_simulation
@@ -151,18 +151,11 @@ def _threshold_text(t: float) -> str:
 
 def metrics_ui(ex: Exploration) -> None:
     """The worst-class risk of each rule, live, with its threshold, kept fraction and class-0 prior."""
-    st.markdown("**Worst-class risk of each rule** (lower is better; the change is against the full data)")
-    rows = ex.rules.to_dict("records")
-    full = next(r["worst_class_risk"] for r in rows if r["rule"] == "Full data")
-    cols = st.columns(len(rows))
-    for col, row in zip(cols, (SimpleNamespace(**r) for r in rows)):
-        change = row.worst_class_risk - full
-        delta = None if row.rule == "Full data" or abs(change) < 5e-4 else f"{change:+.3f}"
-        col.metric(row.rule, f"{row.worst_class_risk:.3f}", delta, delta_color="inverse")
-        col.caption(
-            f"t = {_threshold_text(row.threshold)} · keeps {row.kept:.0%} · φ0' = {row.pruned_prior0:.3f} · "
-            f"average risk {row.average_risk:.3f}"
-        )
+    st.markdown(HEADLINE)
+    st.markdown(rule_table(ex.rules.to_dict("records"), [
+        ("Threshold t", lambda r: _threshold_text(r["threshold"])),
+        ("Class-0 prior after pruning φ0'", lambda r: f"{r['pruned_prior0']:.3f}"),
+    ]))
 
 
 def densities_ui(ex: Exploration, margin: float) -> None:

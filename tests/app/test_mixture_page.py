@@ -17,7 +17,9 @@ from app import mixture_charts as charts
 from app.mixture_study import STUDIES, StudyKey
 from app.pages.mixture import CLASSIFIER_NAMES as CLASSIFIERS_SHOWN
 from app.pages.mixture import PRESETS, SCHEMA, params_of
+from app.theory_charts import to_json
 from app.url_state import parse_query, to_query
+from tests.app.shown import rule_table_shown
 from theory.mixture_explorer import MixtureParams, explore_mixture
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -29,19 +31,15 @@ def mixture_app() -> AppTest:
     return AppTest.from_file(APP, default_timeout=300).run().switch_page("app/pages/mixture.py").run()
 
 
-def shown(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
 @pytest.mark.slow
 def test_moving_a_density_slider_changes_the_numbers_shown() -> None:
     at = mixture_app()
     assert not at.exception and not at.error
-    before = shown(at)
+    before = rule_table_shown(at)
     assert set(before) == {"Full data", "Your densities", "Toy DRoP", "Worst-class optimum"}
     assert len(at.get("vega_lite_chart")) >= 3           # the finite-sample chart too once its study is done
     at.slider(key="cd0").set_value(0.4).run()
-    after = shown(at)
+    after = rule_table_shown(at)
     expected = explore_mixture(params_of({**DEFAULTS, "cd0": 0.4})).summary.set_index("rule")["worst_class_risk"]
     assert after["Your densities"] == f"{expected['Your densities']:.3f}" != before["Your densities"]
     assert after["Full data"] == before["Full data"]
@@ -94,8 +92,8 @@ def test_chart_specs_are_valid_vega_lite_and_carry_the_numbers() -> None:
     ex = explore_mixture(MixtureParams())
     specs = [charts.plane_spec(ex.regions, ex.circles), charts.class_risk_spec(ex.classes),
              charts.sweep_spec(ex.sweep, 0.5)]
+    specs = [json.loads(to_json(spec)) for spec in specs]
     for spec in specs:
-        json.loads(json.dumps(spec))
         (alt.HConcatChart if "hconcat" in spec else alt.Chart).from_dict(spec, validate=True)
     bars = specs[1]["datasets"]["classes"]
     assert len(bars) == 4 * 5
@@ -107,18 +105,19 @@ def test_region_images_decode_to_the_rules_labels() -> None:
     """The plane's image is the rule's argmax lattice: every pixel's colour is its cell's class colour."""
     ex = explore_mixture(MixtureParams(densities=(1.0, 0.2, 1.0, 1.0, 1.0)))
     spec = charts.plane_spec(ex.regions, ex.circles)
-    images = spec["datasets"]["regions"]
-    assert [r["rule"] for r in images] == list(dict.fromkeys(ex.regions["rule"]))
+    images = spec["datasets"]["regions"].to_pylist()
+    assert [r["rule"] for r in images] == ["Full data", "Your densities"]
     palette = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)): k for k, c in enumerate(charts.CLASS_COLORS)}
+    xs, ys = ex.regions.xs, ex.regions.ys
+    gm, step = MixtureParams().model(), xs[1] - xs[0]
     for row in images:
-        cells = ex.regions[ex.regions["rule"] == row["rule"]]
         png = Image.open(io.BytesIO(base64.b64decode(row["url"].split(",", 1)[1])))
         pixels = np.asarray(png.convert("RGBA"))[::-1]                      # back to rows of increasing y
         labels = np.vectorize(lambda *rgb: palette[rgb])(*np.moveaxis(pixels[..., :3], -1, 0))
-        xs, ys = np.unique(cells["x"]), np.unique(cells["y"])
-        want = np.zeros_like(labels)
-        want[np.searchsorted(ys, cells["y"]), np.searchsorted(xs, cells["x"])] = cells["label"]
-        np.testing.assert_array_equal(labels, want)
-        assert (row["x0"], row["x1"]) == pytest.approx((xs[0] - (xs[1] - xs[0]) / 2, xs[-1] + (xs[1] - xs[0]) / 2))
-    full, yours = (ex.regions[ex.regions["rule"] == r]["label"] for r in ("Full data", "Your densities"))
+        np.testing.assert_array_equal(labels, ex.regions.labels[row["rule"]])
+        i, j = 17, 93                                                      # one cell, against the rule itself
+        priors = ex.classes[ex.classes["rule"] == row["rule"]]["prior_after"].to_numpy()
+        assert labels[i, j] == gm.bayes_predict(np.array([[xs[j], ys[i]]]), priors)[0]
+        assert (row["x0"], row["x1"]) == pytest.approx((xs[0] - step / 2, xs[-1] + step / 2))
+    full, yours = (ex.regions.labels[r] for r in ("Full data", "Your densities"))
     assert (yours == 1).sum() < (full == 1).sum()          # the pruned class's region shrinks

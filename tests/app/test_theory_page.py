@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from app import theory_charts as charts
 from app.pages.toy_model import MODEL_KEYS, PRESETS, SCHEMA
 from app.url_state import parse_query, to_query
+from tests.app.shown import rule_table_shown
 from theory.explorer import ExplorerParams, explore
 from theory.simulate import simulate, summarize_simulation
 
@@ -28,10 +29,6 @@ def app_test(**query: str) -> AppTest:
     return at.run()
 
 
-def shown_numbers(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
 def chart_protos(at: AppTest) -> list:
     return [c.proto for c in at.get("vega_lite_chart")]
 
@@ -40,12 +37,12 @@ def chart_protos(at: AppTest) -> list:
 def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
     at = app_test()
     assert not at.exception and not at.error and not at.warning
-    before = shown_numbers(at)
+    before = rule_table_shown(at)
     assert len(before) == 5 and len(at.get("vega_lite_chart")) == 4
     at.slider(key="sigma1").set_value(2.5).run()
     # the move reran only the outputs fragment: no slider or title was sent again, new numbers and charts were
     assert not at.slider and not at.title and len(at.get("vega_lite_chart")) == 4
-    after = shown_numbers(at)
+    after = rule_table_shown(at)
     assert after["Full data"] != before["Full data"]
     expected = explore(ExplorerParams(sigma1=2.5)).rule("Full data")["worst_class_risk"]
     assert after["Full data"] == f"{expected:.3f}"
@@ -53,10 +50,10 @@ def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
     specs = [c.spec for c in chart_protos(at)]
     data = [{d.name: d.data.data for d in c.datasets} for c in chart_protos(at)]
     at.run()  # a full rerun redraws the sidebar (AppTest keeps only what the last run sent)
-    assert at.slider(key="sigma1").value == 2.5 and shown_numbers(at) == after
+    assert at.slider(key="sigma1").value == 2.5 and rule_table_shown(at) == after
     at.slider(key="density").set_value(0.95).run()
-    assert shown_numbers(at)["Toy DRoP"] != after["Toy DRoP"]
-    assert shown_numbers(at)["Full data"] == after["Full data"]
+    assert rule_table_shown(at)["Toy DRoP"] != after["Toy DRoP"]
+    assert rule_table_shown(at)["Full data"] == after["Full data"]
     # the fast path in the browser: same spec text, only the datasets that depend on the density change
     assert [c.spec for c in chart_protos(at)] == specs
     moved = [{d.name for d in c.datasets if d.data.data != data[i][d.name]} for i, c in enumerate(chart_protos(at))]
@@ -71,7 +68,7 @@ def test_url_sets_the_sliders_and_rejected_values_are_reported() -> None:
     assert "'prior0=7' was rejected" in warnings and "'foo=1'" in warnings
     assert "prior0" not in at.query_params and "foo" not in at.query_params
     expected = explore(ExplorerParams(sigma1=2.5)).rule("Full data")["worst_class_risk"]
-    assert shown_numbers(at)["Full data"] == f"{expected:.3f}"
+    assert rule_table_shown(at)["Full data"] == f"{expected:.3f}"
 
 
 def test_preset_button_applies_its_values_and_explains_them() -> None:
@@ -81,14 +78,14 @@ def test_preset_button_applies_its_values_and_explains_them() -> None:
     for key, value in PRESETS[name][1].items():
         assert at.slider(key=key).value == pytest.approx(value)
     assert any(name in i.value for i in at.info)
-    assert shown_numbers(at)["Toy DRoP"] == "1.000"
+    assert rule_table_shown(at)["Toy DRoP"] == "1.000"
 
 
 def test_invalid_means_show_an_error_not_a_traceback() -> None:
     at = app_test(mu0="2", mu1="1")
     assert not at.exception
     assert "'mu' parameter of TwoGaussians" in at.error[0].value
-    assert not at.metric
+    assert not rule_table_shown(at)
 
 
 # ---------------------------------------------------------------- URL state
