@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from drop_core import analysis as an  # noqa: E402
+from drop_core.config import STAGES, add_flags, fields_of, flag_values  # noqa: E402
 from drop_core.data import load_dataset  # noqa: E402
 from drop_core.errors import DropError  # noqa: E402
 from drop_core.pipeline import RunConfig, run  # noqa: E402
@@ -47,41 +48,31 @@ _METHOD_CONFIGS = ({"scorer": "random", "quoter": "none"}, {"scorer": "el2n", "q
 METHODS = {an.config_method_name({**c, "density": 0.5}): c for c in _METHOD_CONFIGS}   # name -> config fields
 
 
+VARIED = ("dataset", "scorer", "quoter", "correction", "density", "seed")   # set per cell, or by --data / --dataset
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's own options, and one flag per other RunConfig field (``drop_core.config.add_flags``, as the CLI)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", help="image-folder root of CIFAR-10 (PATH/train, PATH/test)")
     src.add_argument("--dataset", help="a registered dataset name instead (digits, gaussians, cifar10, ...)")
-    p.add_argument("--data-root", help="with --dataset: folder holding the torchvision files (default: the preset's)")
-    p.add_argument("--download", action="store_true",
-                   help="with --dataset: download a torchvision dataset when missing")
-    p.add_argument("--model", help="default: the preset's model for the dataset")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--epochs", type=int, help="full-data epochs (default: the preset's)")
-    p.add_argument("--query-inits", type=int, help="EL2N / Random+DRoP query inits (default: the preset's)")
-    p.add_argument("--query-epochs", type=int, help="epochs of each query run (default: from the preset)")
-    p.add_argument("--epoch-scaling", action=argparse.BooleanOptionalAction, default=True,
-                   help="pruned final models train int((0.5+0.5d)/d x epochs), the paper's rule (default: on; "
-                        "without it pruned runs get fewer steps than full data; see the README)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
     p.add_argument("--densities", type=float, nargs="+", default=[0.3, 0.5])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--no-full", action="store_true", help="skip the full-data baseline")
-    p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--store", default="runs/bench.sqlite")
     p.add_argument("--cache-dir")
+    add_flags(p, [name for name in fields_of(*STAGES) if name not in VARIED])
     return p.parse_args(argv)
 
 
 def base_config(args: argparse.Namespace) -> dict:
-    base = {"dataset": args.dataset or f"imagefolder:{args.data}", "preset": args.preset, "device": args.device}
-    for key in ("data_root", "download", "model", "epochs", "query_inits", "query_epochs", "epoch_scaling",
-                "batch_size", "lr"):
-        if getattr(args, key) is not None:
-            base[key] = getattr(args, key)
+    """The fields every cell shares: the data, the flags given, and epoch scaling on unless turned off."""
+    base = {"dataset": args.dataset or f"imagefolder:{args.data}",
+            **flag_values(args, [name for name in fields_of(*STAGES) if name not in VARIED])}
+    base.setdefault("epoch_scaling", True)
     return base
 
 
