@@ -92,4 +92,4 @@ def check_ours(path: Path, again: str) -> None:
     if tables and not ours:
         names = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise DropError(f"{str(path)!r} is a SQLite database of another program (tables: {names}); DRoP Explorer "
-                        f"never adds its tables to it and left it untouched. {again[0].upper() + again[1:]}.")
+                        f"never adds its tables to it and left it untouched; {again}.")

@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -83,6 +84,20 @@ def test_a_store_that_is_not_sqlite_is_one_error_and_stays_untouched(env, monkey
     assert f"'{notes}' is not a SQLite database" in message
     assert "restart the app with $DROP_STORE set to another path" in message and "--store" not in message
     assert notes.read_text() == "my notes, not a database"
+
+
+@pytest.mark.parametrize("page", ["experiment", "results"])
+def test_another_programs_sqlite_database_is_one_error_in_the_apps_words(env, monkeypatch, page):
+    other = env / "other.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE people (name TEXT)")
+    db.close()
+    before = other.read_bytes()
+    monkeypatch.setenv("DROP_STORE", str(other))
+    [message] = _errors(_page(page))
+    assert "a SQLite database of another program (tables: people)" in message
+    assert "restart the app with $DROP_STORE set to another path" in message and "--store" not in message
+    assert other.read_bytes() == before
 
 
 @pytest.mark.parametrize("page", ["experiment", "results"])
