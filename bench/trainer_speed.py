@@ -474,7 +474,7 @@ def main() -> None:
     print(f"achieved conv/matmul GFLOP/s on the same work ({work:.0f} GFLOP): A {work / a_ep[0]:.0f}, "
           f"B {work / b_ep[0]:.0f}, C {work / c_ep[0]:.0f} (C training alone "
           f"{len(idx) * flops_train / 1e9 / c[0]:.0f}); this machine's peak, one big torch.matmul with "
-          f"{torch.get_num_threads()} thread(s): fp32 {peak[torch.float32]:.0f}, bf16 {peak[torch.bfloat16]:.0f} "
+          f"{torch.get_num_threads()} thread(s): fp32 {peak[torch.float32]:.3g}, bf16 {peak[torch.bfloat16]:.3g} "
           f"GFLOP/s -> C at {work / c_ep[0] / peak[fast.dtype]:.0%} of the {c_dtype} peak")
     print(f"speed-up vs A, same work (one epoch + one val/test eval): B faithful {a_ep[0] / b_ep[0]:.2f}x "
           f"({a_ep[1] / b_ep[1]:.2f}x), C fast {a_ep[0] / c_ep[0]:.2f}x ({a_ep[1] / c_ep[1]:.2f}x)")
