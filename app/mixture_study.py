@@ -6,10 +6,10 @@ study of its current inputs, draws what is exact at once and the study when its 
 function of its :class:`StudyKey`, so finished ones are shared by all sessions; a new request cancels the queued
 studies nobody is waiting for any more (a running one finishes and stays kept). The worker never calls Streamlit.
 
-A study holds Python's lock between its NumPy calls (scikit-learn fits hundreds of small models), so running it beside
-a page rerun slowed the rerun about twofold (py-spy: the study held the lock 55% of the time while a K change
-reran). So the page marks its reruns with :meth:`Studies.busy`, and the study waits before each fit until no rerun
-is in progress (at most ``MAX_PAUSE_S`` at a time, so a stuck session cannot starve it).
+A study holds Python's lock between its NumPy calls (scikit-learn fits hundreds of small models), and a page rerun
+needs the same lock (py-spy, while K changes reran: the study held it in 235 of 366 samples). So the page marks its
+reruns with :meth:`Studies.busy`, and the study waits before each fit until no rerun is in progress (at most
+``MAX_PAUSE_S`` at a time, so a stuck session cannot starve it).
 """
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ def params_of(values: dict[str, float | int]) -> MixtureParams:
     )
 
 
-def metrics_ui(summary: pd.DataFrame) -> None:
+def rule_table_ui(summary: pd.DataFrame) -> None:
     st.markdown(HEADLINE)
     st.markdown(rule_table(summary.to_dict("records")))
 
@@ -164,7 +164,7 @@ def main() -> None:
 @st.fragment(key=EXACT)
 @_marked
 def exact_ui() -> None:
-    """The metrics, the plane and the class-risk bars (and the URL): what a class-density move reruns."""
+    """The rule table, the plane and the class-risk bars (and the URL): what a class-density move reruns."""
     values = url_state.synced(SCHEMA)
     params = params_of(values)
     try:
@@ -175,7 +175,7 @@ def exact_ui() -> None:
     name = st.session_state.get("mixture_preset")
     if name in PRESETS and all(np.isclose(values[k], v) for k, v in PRESETS[name][1].items()):
         st.info(f"**{name}.** {PRESETS[name][0]}")
-    metrics_ui(ex.summary)
+    rule_table_ui(ex.summary)
 
     st.subheader("1 · Decision regions move as you prune")
     if ex.regions is None:

@@ -149,7 +149,7 @@ def _threshold_text(t: float) -> str:
     return f"{t:.3f}"
 
 
-def metrics_ui(ex: Exploration) -> None:
+def rule_table_ui(ex: Exploration) -> None:
     """The worst-class risk of each rule, live, with its threshold, kept fraction and class-0 prior."""
     st.markdown(HEADLINE)
     st.markdown(rule_table(ex.rules.to_dict("records"), [
@@ -264,7 +264,7 @@ def outputs_ui() -> None:
         st.error(f"These sliders do not describe a valid model: {err} Move the sliders back into range.")
         return
     preset_note_ui(values)
-    metrics_ui(ex)
+    rule_table_ui(ex)
     densities_ui(ex, values["margin"])
     ratio_ui(ex)
     density_ui(ex, values["density"])
