@@ -24,6 +24,7 @@ bound stops rerunning and leaves the rotation. The median and maximum per page a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -178,6 +179,7 @@ class Target:
     server: int = 0          # pid of the streamlit process serving this page
 
 
+THUMB = '[data-testid="stSlider"] input[type="range"]'   # a slider thumb's focusable input
 CHARTS_DRAWN = """() => window.__lat && window.__lat.state() === 'notRunning'
   && document.querySelectorAll('[data-testid="stMain"] .vega-embed :is(svg, canvas)').length > 0"""
 
@@ -197,12 +199,14 @@ def open_target(browser, name: str, url: str, path: str, server: int, only: str 
         return None
     page.wait_for_function(CHARTS_DRAWN)
     page.wait_for_timeout(1500)
-    thumbs = page.locator('[data-testid="stSlider"] input[type="range"]')   # the thumb's focusable input
+    thumbs = page.locator(THUMB)
     target = Target(name, page, server=server)
     for i in range(thumbs.count()):
-        thumb = thumbs.nth(i)
-        if not (thumb.get_attribute("aria-label") or "").startswith(only):
+        label = thumbs.nth(i).get_attribute("aria-label") or ""
+        if not label.startswith(only):
             continue
+        # found by its label, not its position: a change of K adds sliders above others and would shift positions
+        thumb = page.locator(f"{THUMB}[aria-label={json.dumps(label, ensure_ascii=False)}]")
         lo, hi = (float(thumb.get_attribute(a)) for a in ("min", "max"))
         now = float(thumb.input_value())
         target.sliders.append(thumb)
