@@ -5,19 +5,12 @@ in 16 dimensions, while every exact number of the page takes milliseconds. So th
 study of its current inputs, draws what is exact at once and the study when its Future is done. A study is a pure
 function of its :class:`StudyKey`, so finished ones are shared by all sessions; a new request cancels the queued
 studies nobody is waiting for any more (a running one finishes and stays kept). The worker never calls Streamlit.
-
-A study holds Python's lock between its NumPy calls (scikit-learn fits hundreds of small models), and a page rerun
-needs the same lock (py-spy, while K changes reran: the study held it in 235 of 366 samples). So the page marks its
-reruns with :meth:`Studies.busy`, and the study waits before each fit until no rerun is in progress (at most
-``MAX_PAUSE_S`` at a time, so a stuck session cannot starve it).
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,8 +18,7 @@ import pandas as pd
 from theory.mixture_explorer import MixtureParams
 from theory.mixture_sim import simulate_mixture, summarize_mixture_simulation
 
-MAX_KEPT = 16      # finished studies kept (each a few kB)
-MAX_PAUSE_S = 2.0  # the longest a study waits for page reruns before its next fit
+MAX_KEPT = 16   # finished studies kept (each a few kB)
 
 
 @dataclass(frozen=True)
@@ -40,11 +32,11 @@ class StudyKey:
     classifier: str
 
 
-def run_study(key: StudyKey, pause: Callable[[], object] = lambda: None) -> pd.DataFrame:
-    """The summary (method, density, metric, mean, std) of one finite-sample study; ``pause`` runs before each fit."""
+def run_study(key: StudyKey) -> pd.DataFrame:
+    """The summary (method, density, metric, mean, std) of one finite-sample study."""
     p = key.params
     sim = simulate_mixture(p.model(), p.priors(), key.samples, strength=p.strength, classifier=key.classifier,
-                           repeats=key.repeats, seed=key.seed, pause=pause)
+                           repeats=key.repeats, seed=key.seed)
     return summarize_mixture_simulation(sim)
 
 
@@ -56,25 +48,6 @@ class Studies:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixture-study")
         self._jobs: OrderedDict[StudyKey, Future] = OrderedDict()
         self._lock = threading.Lock()
-        self._reruns, self._idle = 0, threading.Event()
-        self._idle.set()
-
-    @contextmanager
-    def busy(self) -> Iterator[None]:
-        """Mark a page rerun: studies wait before their next fit until no rerun is marked."""
-        with self._lock:
-            self._reruns += 1
-            self._idle.clear()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._reruns -= 1
-                if not self._reruns:
-                    self._idle.set()
-
-    def _pause(self) -> None:
-        self._idle.wait(MAX_PAUSE_S)
 
     def request(self, key: StudyKey) -> Future:
         """The study of ``key``: started if new (queued ones for other keys are cancelled), else the known one."""
@@ -83,7 +56,7 @@ class Studies:
             if job is None or job.cancelled():
                 for other in self._jobs.values():
                     other.cancel()            # only studies still queued; a running one finishes
-                job = self._jobs[key] = self._pool.submit(self._run, key, self._pause)
+                job = self._jobs[key] = self._pool.submit(self._run, key)
             self._jobs.move_to_end(key)
             finished = [k for k, f in self._jobs.items() if f.done() and k != key]
             for old in finished[: max(0, len(self._jobs) - self._kept)]:

@@ -15,8 +15,6 @@ class-wise pruning to d does, so its gap to Random+DRoP is what pruning costs ov
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis
@@ -68,13 +66,11 @@ def _keep_per_class(score: np.ndarray, y: np.ndarray, quota: np.ndarray) -> np.n
 def simulate_mixture(
     gm: GaussianMixture, priors: np.ndarray, n: int, *, densities: tuple[float, ...] = SIM_DENSITIES,
     strength: float = 1.0, classifier: str = "LDA", repeats: int = 5, seed: int = 0,
-    pause: Callable[[], object] = lambda: None,
 ) -> pd.DataFrame:
     """One row per (method, density, repeat): exact class risks of the refit, worst-class and average risk.
 
     Every class draws at least p + 2 points and DRoP's quotas keep as many; a global method that keeps fewer than the
-    classifier needs in some class (2, or p + 1 for QDA) has no row at that density. ``pause`` is called before every
-    fit, so that a caller can hold the simulation while something more urgent runs (the app's page reruns).
+    classifier needs in some class (2, or p + 1 for QDA) has no row at that density.
     """
     pri = gm.check_priors(priors, "simulate_mixture")
     k, p = gm.num_classes, gm.dim
@@ -91,7 +87,6 @@ def simulate_mixture(
         counts = np.maximum(rng.multinomial(n, pri), floor)
         y = np.repeat(np.arange(k), counts)
         x = gm.sample(y, rng)
-        pause()
         full = make().fit(x, y)
         errors = gm.rule_risks(full.predict, SIM_RULE_POINTS)
         hard = _hardness(full, x, y, k)
@@ -105,7 +100,6 @@ def simulate_mixture(
                 keeps[name] = _keep_top(hard[name], budget)
                 keeps[name + "+DRoP"] = _keep_per_class(hard[name], y, quota)
             for method in METHODS:
-                pause()
                 if method == "Logit adjustment":
                     shift = np.log(np.maximum(drop_d, 1e-12))
                     risks = gm.rule_risks(lambda pts, s=shift, f=full: np.argmax(f.predict_log_proba(pts) + s, axis=1),

@@ -7,8 +7,6 @@ and the page draws it when it is done.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -138,16 +136,6 @@ def rule_table_ui(summary: pd.DataFrame) -> None:
     st.markdown(rule_table(summary.to_dict("records")))
 
 
-def _marked(page_part: Callable[[], None]) -> Callable[[], None]:
-    """``page_part`` run as a marked rerun, during which background studies hold their next fit (app.mixture_study)."""
-    @functools.wraps(page_part)
-    def run() -> None:
-        with STUDIES.busy():
-            page_part()
-    return run
-
-
-@_marked
 def main() -> None:
     st.title("K Gaussian classes: who pays for pruning, and what class quotas do")
     st.caption(
@@ -162,7 +150,6 @@ def main() -> None:
 
 
 @st.fragment(key=EXACT)
-@_marked
 def exact_ui() -> None:
     """The rule table, the plane and the class-risk bars (and the URL): what a class-density move reruns."""
     values = url_state.synced(SCHEMA)
@@ -200,7 +187,6 @@ def exact_ui() -> None:
 
 
 @st.fragment(key=STUDY)
-@_marked
 def study_ui() -> None:
     """The density sweep with the finite-sample study (and the URL): what a sample-setting move reruns."""
     values = url_state.synced(SCHEMA)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -17,7 +16,7 @@ def key(seed: int) -> StudyKey:
 def test_a_new_request_cancels_queued_studies_and_a_known_key_is_reused() -> None:
     gate, ran = threading.Event(), []
 
-    def run(k: StudyKey, pause) -> int:
+    def run(k: StudyKey) -> int:
         gate.wait(10)
         ran.append(k.seed)
         return k.seed
@@ -36,7 +35,7 @@ def test_a_new_request_cancels_queued_studies_and_a_known_key_is_reused() -> Non
 
 
 def test_a_failed_study_reports_its_error() -> None:
-    def run(k: StudyKey, pause) -> None:
+    def run(k: StudyKey) -> None:
         raise ValueError("The 'n' parameter of simulate_mixture must be an int >= 20. Got 5 instead.")
 
     job = Studies(run).request(key(0))
@@ -47,20 +46,3 @@ def test_a_failed_study_reports_its_error() -> None:
 def test_run_study_summarises_the_simulation() -> None:
     summary = run_study(key(0))
     assert {"method", "density", "metric", "mean", "std"} <= set(summary.columns) and len(summary)
-
-
-def test_a_study_waits_before_each_fit_while_a_page_reruns() -> None:
-    fits = []
-
-    def run(k: StudyKey, pause) -> int:
-        for i in range(3):
-            pause()
-            fits.append(i)
-        return len(fits)
-
-    studies = Studies(run)
-    with studies.busy():
-        job = studies.request(key(5))
-        time.sleep(0.3)
-        assert fits == [] and not job.done()                             # held at its first fit
-    assert job.result(10) == 3 and fits == [0, 1, 2]
