@@ -36,4 +36,3 @@ def rule_table(rows: Iterable[Mapping[str, Any]], extra: Iterable[Column] = ()) 
                  f"{r['average_risk']:.3f}", f"{r['kept']:.0%}", *(cell(r) for _, cell in extra)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-

@@ -49,6 +49,7 @@ METHODS = {an.config_method_name({**c, "density": 0.5}): c for c in _METHOD_CONF
 
 
 VARIED = ("dataset", "scorer", "quoter", "correction", "density", "seed")   # set per cell, or by --data / --dataset
+SHARED = [name for name in fields_of(*STAGES) if name not in VARIED]        # one flag each, the same in every cell
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,14 +65,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--store", default="runs/bench.sqlite")
     p.add_argument("--cache-dir")
-    add_flags(p, [name for name in fields_of(*STAGES) if name not in VARIED])
+    add_flags(p, SHARED)
     return p.parse_args(argv)
 
 
 def base_config(args: argparse.Namespace) -> dict:
     """The fields every cell shares: the data, the flags given, and epoch scaling on unless turned off."""
     base = {"dataset": args.dataset or f"imagefolder:{args.data}",
-            **flag_values(args, [name for name in fields_of(*STAGES) if name not in VARIED])}
+            **flag_values(args, SHARED)}
     base.setdefault("epoch_scaling", True)
     return base
 
