@@ -37,6 +37,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -90,9 +93,9 @@ PROBE = """
     touch();
     if (P.changedAt === null && P.text() !== P.before) P.changedAt = performance.now();
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
-  // settled: quiet after the last change; or nothing at all happened for 3 s (a press that did not rerun)
-  P.settled = (quiet) => P.t0 !== null && P.state() === 'notRunning' && (P.last === null
-    ? performance.now() - P.t0 >= 3000 : performance.now() - P.last >= quiet);
+  // settled: the rerun the press started is over and nothing has changed for `quiet` ms since
+  P.settled = (quiet) => P.t0 !== null && P.state() === 'notRunning' && P.last !== null
+    && performance.now() - P.last >= quiet;
   P.result = () => ({ms: P.last === null ? null : P.last - P.t0, changed: P.changedAt !== null, runs: P.runs,
                      first: (P.firstLast ?? P.last) - P.t0,
                      started: P.startedAt - P.t0, text: P.changedAt - P.t0, finished: P.finishedAt - P.t0});
@@ -180,6 +183,9 @@ class Target:
 
 
 THUMB = '[data-testid="stSlider"] input[type="range"]'   # a slider thumb's focusable input
+# Sliders in a collapsed expander cannot take the focus: a key pressed "on" one would move the slider focused before.
+OPEN_EXPANDERS = """() => document.querySelectorAll('[data-testid="stExpander"] details:not([open]) > summary')
+  .forEach(s => s.click())"""
 CHARTS_DRAWN = """() => window.__lat && window.__lat.state() === 'notRunning'
   && document.querySelectorAll('[data-testid="stMain"] .vega-embed :is(svg, canvas)').length > 0"""
 
@@ -198,6 +204,7 @@ def open_target(browser, name: str, url: str, path: str, server: int, only: str 
         page.close()
         return None
     page.wait_for_function(CHARTS_DRAWN)
+    page.evaluate(OPEN_EXPANDERS)
     page.wait_for_timeout(1500)
     thumbs = page.locator(THUMB)
     target = Target(name, page, server=server)
@@ -216,18 +223,27 @@ def open_target(browser, name: str, url: str, path: str, server: int, only: str 
     return target
 
 
-def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dict:
+def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dict | None:
     """Press the arrow key on slider ``i`` (round robin) and wait until the page has settled; the timing.
 
     Also the CPU time the server and the browser spent meanwhile (the load-independent part of the figure).
+    None if the value did not move (the slider is at its bound): such a press starts no rerun.
     """
     k = i % len(target.sliders)
     thumb = target.sliders[k]
+    if not thumb.is_visible():            # an app rerun (a change of K) can collapse an expander again
+        target.page.evaluate(OPEN_EXPANDERS)
     thumb.focus()
+    before = thumb.input_value()
     target.page.evaluate("() => window.__lat.arm()")
     server, browser = cpu_ms([target.server]), cpu_ms(browser_pids)
     thumb.press(target.keys[k])
-    target.page.wait_for_function(f"() => window.__lat.settled({quiet_ms})", polling=50, timeout=30_000)
+    try:    # the thumb shows its new value once React has rendered it
+        target.page.wait_for_function("([el, v]) => el.value !== v", arg=[thumb.element_handle(), before],
+                                      polling=10, timeout=1000)
+    except PlaywrightTimeout:
+        return None
+    target.page.wait_for_function(f"() => window.__lat.settled({quiet_ms})", polling=50, timeout=120_000)
     result = target.page.evaluate("() => window.__lat.result()")
     result["server_cpu"], result["browser_cpu"] = cpu_ms([target.server]) - server, cpu_ms(browser_pids) - browser
     result["slider"] = thumb.get_attribute("aria-label")
@@ -237,15 +253,16 @@ def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dic
 def run_presses(targets: list[Target], presses: int, quiet_ms: int, browser_pids: list[int]) -> None:
     """3 warm-up presses, then ``presses`` timed ones per target, alternating between the targets.
 
-    A slider whose press changes nothing (no rerun within 3 s) leaves the rotation and is named.
+    A slider whose press does not move its value (at its bound) leaves the rotation and is named.
     """
     i = 0
     while min(len(t.presses) for t in targets) < presses:
         for target in targets:
             result = press(target, i, quiet_ms, browser_pids)
-            if result["ms"] is None:
-                print(f"# {target.name}: slider '{result['slider']}' reran nothing; dropped", flush=True)
+            if result is None:
                 k = i % len(target.sliders)
+                label = target.sliders[k].get_attribute("aria-label")
+                print(f"# {target.name}: slider '{label}' is at its bound; dropped", flush=True)
                 del target.sliders[k], target.keys[k]
                 if not target.sliders:
                     raise RuntimeError(f"{target.name}: no slider reruns the page")
@@ -282,8 +299,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), metavar="PAGE",
                    help=f"pages to time (default: all of {', '.join(PAGES)})")
     args = p.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
     chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
