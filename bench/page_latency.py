@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,18 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from app.pages.mixture import PRESETS  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-PAGES = {"Toy model": "/", "Mixture": "/mixture"}
+# The 16-D page is the Mixture page with the `gaussians` preset's sliders in its query, as a shared link has them.
+PAGES = {"Toy model": "/", "Mixture": "/mixture",
+         "Mixture 16-D": "/mixture?" + urllib.parse.urlencode(PRESETS["The `gaussians` dataset"][1])}
+# Not pressed: the Mixture page's Layout slider turns the plane into the 16-D layout (or back), which is timed as a
+# page of its own; in the rotation it would leave every later press in the other layout.
+SKIP = ("Layout",)
 
 # Installed before any page script: timestamps of the main area's DOM changes, canvas draws and script-state
 # changes after the bench arms it. Vega draws as SVG (DOM changes) or on a canvas (none, hence the canvas hook).
@@ -193,14 +202,14 @@ CHARTS_DRAWN = """() => window.__lat && window.__lat.state() === 'notRunning'
 def open_target(browser, name: str, url: str, path: str, server: int, only: str = "") -> Target | None:
     """The page at ``path`` in a new tab, once its charts are drawn; None if the app has no such page.
 
-    Only the sliders whose label starts with ``only`` are pressed (all of them by default)."""
+    Only the sliders whose label starts with ``only`` are pressed (all of them by default but :data:`SKIP`)."""
     page = browser.new_page(viewport={"width": 1400, "height": 3200})
     page.set_default_timeout(90_000)
     page.add_init_script(PROBE)
     page.goto(url + path)
     page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarNav\"] a')")
     links = page.eval_on_selector_all('[data-testid="stSidebarNav"] a', "links => links.map(a => a.pathname)")
-    if path != "/" and path not in links:      # Streamlit would show the default page instead
+    if path != "/" and path.split("?")[0] not in links:      # Streamlit would show the default page instead
         page.close()
         return None
     page.wait_for_function(CHARTS_DRAWN)
@@ -210,7 +219,7 @@ def open_target(browser, name: str, url: str, path: str, server: int, only: str 
     target = Target(name, page, server=server)
     for i in range(thumbs.count()):
         label = thumbs.nth(i).get_attribute("aria-label") or ""
-        if not label.startswith(only):
+        if not label.startswith(only) or label.startswith(SKIP):
             continue
         # found by its label, not its position: a change of K adds sliders above others and would shift positions
         thumb = page.locator(f"{THUMB}[aria-label={json.dumps(label, ensure_ascii=False)}]")

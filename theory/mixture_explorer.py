@@ -1,4 +1,6 @@
-"""Everything the Mixture page shows for one setting of its sliders, in one pure call (the page's hot path).
+"""Everything the Mixture page shows for one setting of its sliders, in two pure calls (the page's hot path):
+:func:`explore_mixture` for the rule table, the plane and the class-risk bars, :func:`explore_sweep` for the density
+sweep.
 
 The parts that depend only on the model (class layout, stds, priors, DRoP strength) - the worst-class optimum and
 the sweep over the overall density - and the rules no class-density slider moves (full data, toy DRoP, optimum) are
@@ -62,14 +64,15 @@ class Regions:
 
 @dataclass(frozen=True)
 class MixtureExploration:
-    """Tidy frames: per-class risks of each rule, one summary row per rule, regions, circles, density sweep."""
+    """Tidy frames: per-class risks of each rule, one summary row per rule, regions, circles.
+
+    The density sweep is not part of it (:func:`explore_sweep`): it costs ~20 prior vectors per model, seconds in
+    16-D, and the page draws the numbers here before it."""
 
     classes: pd.DataFrame      # rule, class, density, prior_after, risk
     summary: pd.DataFrame      # rule, worst_class_risk, average_risk, kept
     regions: Regions | None    # p = 2 only
     circles: pd.DataFrame      # class, radius, x, y, order (p = 2 only, else empty)
-    sweep: pd.DataFrame        # method, density, metric, risk
-    optimum_reachable: float   # overall densities at or below this reach the worst-class optimum by random pruning
 
 
 @lru_cache(maxsize=32)
@@ -138,10 +141,9 @@ def explore_sweep(p: MixtureParams) -> tuple[pd.DataFrame, float]:
 
 
 def explore_mixture(p: MixtureParams) -> MixtureExploration:
-    """Compute every number and frame of the Mixture page; a class-density move costs one class_risks call."""
+    """Every number and frame of the Mixture page but the sweep; a class-density move costs one class_risks call."""
     gm, pri = p.model(), p.priors()
     dens = np.asarray(p.densities[: p.k], dtype=float)
-    sweep, reach = explore_sweep(p)
     (full_d, drop_d, opt_d), (full_p, drop_p, opt_p), fixed = _rule_risks(gm, tuple(pri), float(p.density),
                                                                            float(p.strength))
     yours_p = gm.pruned_priors(pri, np.maximum(dens, 1e-9))
@@ -161,4 +163,4 @@ def explore_mixture(p: MixtureParams) -> MixtureExploration:
         regions, circles = _plane(gm, {"Full data": full_p, "Your densities": yours_p})
     else:
         regions, circles = None, pd.DataFrame()
-    return MixtureExploration(classes, summary, regions, circles, sweep, reach)
+    return MixtureExploration(classes, summary, regions, circles)

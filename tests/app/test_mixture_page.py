@@ -20,7 +20,7 @@ from app.pages.mixture import PRESETS, SCHEMA, params_of
 from app.theory_charts import to_json
 from app.url_state import parse_query, to_query
 from tests.app.shown import rule_table_shown
-from theory.mixture_explorer import MixtureParams, explore_mixture
+from theory.mixture_explorer import MixtureParams, explore_mixture, explore_sweep
 
 APP = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 DEFAULTS = {p.name: p.default for p in SCHEMA}
@@ -91,7 +91,7 @@ def test_query_round_trip() -> None:
 def test_chart_specs_are_valid_vega_lite_and_carry_the_numbers() -> None:
     ex = explore_mixture(MixtureParams())
     specs = [charts.plane_spec(ex.regions, ex.circles), charts.class_risk_spec(ex.classes),
-             charts.sweep_spec(ex.sweep, 0.5)]
+             charts.sweep_spec(explore_sweep(MixtureParams())[0], 0.5)]
     specs = [json.loads(to_json(spec)) for spec in specs]
     for spec in specs:
         (alt.HConcatChart if "hconcat" in spec else alt.Chart).from_dict(spec, validate=True)
