@@ -1,13 +1,15 @@
 """Theory page: the paper's two-Gaussian toy model (Section 4), exact, with every slider live.
 
-Read the sliders (state in the URL), call ``theory.explorer.explore`` once, chart, render. The finite-sample
-simulation is the only slow part; it is cached by its own inputs (model, prior, n, repeats, seed), so moving
-a pruning slider never re-runs it.
+Read the sliders (state in the URL), call ``theory.explorer.explore`` (once per rerun, memoised), chart, render.
+The outputs are four fragments (:data:`DRAWS`), and a slider move reruns only those whose numbers it changes.
+The finite-sample simulation is the only slow part; it is cached by its own inputs (model, prior, n, repeats,
+seed), so moving a pruning slider never re-runs it.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -62,7 +64,21 @@ SCHEMA: url_state.Schema = (
     Param("seed", int, 0, 0, 9999, 1, "Seed", "Seed of the finite-sample draws."),
 )
 MODEL_KEYS = tuple(f.name for f in fields(ExplorerParams))
-OUTPUTS = "toy_model_outputs"  # the fragment a slider move reruns
+MODEL = ("mu0", "mu1", "sigma0", "sigma1", "prior0")   # the two classes: every output depends on them
+RULES, RATIO, SWEEP, FINITE = "toy_rules", "toy_ratio", "toy_sweep", "toy_finite"   # the page's output fragments
+# Fragment -> the sliders besides MODEL whose move changes what it draws; a move reruns only those fragments, so the
+# browser redraws only the charts whose numbers changed (a class density leaves sections 3 and 4 as they are).
+DRAWS: dict[str, tuple[str, ...]] = {
+    RULES: ("d0", "d1", "density", "margin"),
+    RATIO: ("d0", "d1", "density"),
+    SWEEP: ("density",),
+    FINITE: ("n", "repeats", "seed"),
+}
+
+
+def reruns(name: str) -> list[str]:
+    """The fragments a move of slider ``name`` reruns."""
+    return [key for key, names in DRAWS.items() if name in MODEL or name in names]
 
 _HARD = dict(mu0=0.0, mu1=3.0, sigma0=1.0, sigma1=1.5, prior0=0.5)
 _WIDE = dict(mu0=-1.0, mu1=1.0, sigma0=1.0, sigma1=2.0, prior0=0.5)
@@ -116,12 +132,11 @@ def apply_preset(name: str) -> None:
 def controls_ui() -> None:
     """Presets and sliders in the sidebar.
 
-    A slider move reruns only the ``OUTPUTS`` fragment: the app's frame, the sidebar and the static text are
-    neither rerun on the server nor redrawn in the browser. A preset button reruns the app, so that its
-    sliders show their new values.
+    A slider move reruns only the fragments of :func:`reruns`: the app's frame, the sidebar, the static text and
+    the charts it does not change are neither rerun on the server nor redrawn in the browser. A preset button
+    reruns the app, so that its sliders show their new values.
     """
     by_name = {p.name: p for p in SCHEMA}
-    moved = url_state.rerun_fragment(OUTPUTS)
     with st.sidebar:
         st.subheader("Presets")
         for name, (text, _) in PRESETS.items():
@@ -133,7 +148,7 @@ def controls_ui() -> None:
         ):
             st.subheader(title)
             for name in names:
-                url_state.slider(by_name[name], on_change=moved)
+                url_state.slider(by_name[name], on_change=url_state.rerun_fragment(*reruns(name)))
 
 
 def preset_note_ui(values: dict[str, float | int]) -> None:
@@ -158,7 +173,17 @@ def rule_table_ui(ex: Exploration) -> None:
     ]))
 
 
-def densities_ui(ex: Exploration, margin: float) -> None:
+@st.fragment(key=RULES)
+def rules_ui() -> None:
+    """The preset's note, the rule table and section 1's chart."""
+    values = url_state.synced(SCHEMA)
+    try:
+        ex = exploration(values)
+    except ValueError as err:
+        st.error(f"These sliders do not describe a valid model: {err} Move the sliders back into range.")
+        return
+    preset_note_ui(values)
+    rule_table_ui(ex)
     st.subheader("1 · Two classes, one threshold")
     st.vega_lite_chart(charts.class_density_chart(ex.curves, ex.bands, ex.rules), width="stretch")
     removed = dict(zip(ex.bands["class"], ex.bands["removed"]))
@@ -166,12 +191,15 @@ def densities_ui(ex: Exploration, margin: float) -> None:
         "Each hill is one class, its area equal to its prior; a rule *t* predicts class 1 right of *t*. "
         "The full-data rule sits where the two hills cross (Eq. 3), not where both classes err equally, so one "
         "class (the wider or the rarer one) pays more. The shaded bands are what SSP removes "
-        f"(margin {margin:.2f}: {removed['class 0']:.0%} of class 0, {removed['class 1']:.0%} of class 1)."
+        f"(margin {values['margin']:.2f}: {removed['class 0']:.0%} of class 0, {removed['class 1']:.0%} of class 1)."
     )
 
 
-def ratio_ui(ex: Exploration) -> None:
-    st.subheader("2 · Random pruning only changes the priors")
+@st.fragment(key=RATIO)
+def ratio_ui() -> None:
+    """Section 2: the class risks against d0/d1, with the rules' ratios marked."""
+    if (ex := _valid(url_state.synced(SCHEMA))) is None:
+        return
     st.vega_lite_chart(charts.ratio_risk_chart(ex.ratio, ex.ratio_marks), width="stretch")
     best = dict(zip(ex.ratio_marks["rule"], ex.ratio_marks["ratio"]))["Worst-class optimum"]
     st.markdown(
@@ -182,16 +210,12 @@ def ratio_ui(ex: Exploration) -> None:
     )
 
 
-def density_ui(ex: Exploration, density: float) -> None:
-    st.subheader("3 · Pruning methods against the overall density")
-    st.vega_lite_chart(charts.density_risk_chart(ex.density, density), width="stretch")
-    st.markdown(
-        "Random pruning keeps the priors, so its risks never change. The optimum reaches the worst-class "
-        "prior once enough data is pruned; toy DRoP sets densities proportional to the full-data class errors, "
-        "which helps at high density, where the hard class saturates at 1, but can overshoot at low density. "
-        "SSP prunes the easy class more, yet its threshold stays put while it lies outside the bands, and "
-        "jumps to a band edge when the bands grow."
-    )
+@st.fragment(key=SWEEP)
+def density_ui() -> None:
+    """Section 3's chart: the risks against the overall density, the current one marked."""
+    values = url_state.synced(SCHEMA)
+    if (ex := _valid(values)) is not None:
+        st.vega_lite_chart(charts.density_risk_chart(ex.density, values["density"]), width="stretch")
 
 
 @st.cache_data(max_entries=16, show_spinner="Simulating finite samples…")
@@ -203,8 +227,12 @@ def simulation_summary(
     return summarize_simulation(simulate(g, prior0, n, repeats=repeats, seed=seed))
 
 
-def finite_sample_ui(ex: Exploration, values: dict[str, float | int]) -> None:
-    st.subheader("4 · Finite samples against the exact curves")
+@st.fragment(key=FINITE)
+def finite_sample_ui() -> None:
+    """Section 4: the finite-sample simulation (cached by its own inputs) over the exact curves."""
+    values = url_state.synced(SCHEMA)
+    if (ex := _valid(values)) is None:
+        return
     keys = ("mu0", "mu1", "sigma0", "sigma1", "prior0", "n", "repeats", "seed")
     summary = simulation_summary(*(values[k] for k in keys))
     st.vega_lite_chart(charts.finite_sample_chart(summary, ex.density), width="stretch")
@@ -250,25 +278,39 @@ def main() -> None:
     for problem in url_state.init_state(SCHEMA):
         st.warning(problem)
     controls_ui()
-    outputs_ui()
+    rules_ui()
+    st.subheader("2 · Random pruning only changes the priors")
+    ratio_ui()
+    st.subheader("3 · Pruning methods against the overall density")
+    density_ui()
+    st.markdown(
+        "Random pruning keeps the priors, so its risks never change. The optimum reaches the worst-class "
+        "prior once enough data is pruned; toy DRoP sets densities proportional to the full-data class errors, "
+        "which helps at high density, where the hard class saturates at 1, but can overshoot at low density. "
+        "SSP prunes the easy class more, yet its threshold stays put while it lies outside the bands, and "
+        "jumps to a band edge when the bands grow."
+    )
+    st.subheader("4 · Finite samples against the exact curves")
+    finite_sample_ui()
     formulas_ui()
 
 
-@st.fragment(key=OUTPUTS)
-def outputs_ui() -> None:
-    """Everything the sliders move (the URL too), as one fragment: a slider move reruns only this function."""
-    values = url_state.synced(SCHEMA)
+@lru_cache(maxsize=16)
+def _explore(params: ExplorerParams) -> Exploration:
+    return explore(params)
+
+
+def exploration(values: dict[str, float | int]) -> Exploration:
+    """The exact numbers for the sliders' ``values``, computed once for all fragments of a rerun (memoised)."""
+    return _explore(ExplorerParams(**{k: values[k] for k in MODEL_KEYS}))
+
+
+def _valid(values: dict[str, float | int]) -> Exploration | None:
+    """The exploration, or None when the sliders are invalid (the rule-table fragment then says why)."""
     try:
-        ex = explore(ExplorerParams(**{k: values[k] for k in MODEL_KEYS}))
-    except ValueError as err:
-        st.error(f"These sliders do not describe a valid model: {err} Move the sliders back into range.")
-        return
-    preset_note_ui(values)
-    rule_table_ui(ex)
-    densities_ui(ex, values["margin"])
-    ratio_ui(ex)
-    density_ui(ex, values["density"])
-    finite_sample_ui(ex, values)
+        return exploration(values)
+    except ValueError:
+        return None
 
 
 # Every page: Streamlit runs the file as "__main__" (importing it, as tests do, draws nothing), and

@@ -54,10 +54,15 @@ def test_moving_a_slider_changes_the_numbers_and_the_url() -> None:
     at.slider(key="density").set_value(0.95).run()
     assert rule_table_shown(at)["Toy DRoP"] != after["Toy DRoP"]
     assert rule_table_shown(at)["Full data"] == after["Full data"]
-    # the fast path in the browser: same spec text, only the datasets that depend on the density change
-    assert [c.spec for c in chart_protos(at)] == specs
+    # the fast path in the browser: the finite-sample chart is not sent again (its fragment did not rerun); the
+    # others keep their spec text and only the datasets that depend on the density change
+    assert [c.spec for c in chart_protos(at)] == specs[:3]
     moved = [{d.name for d in c.datasets if d.data.data != data[i][d.name]} for i, c in enumerate(chart_protos(at))]
-    assert moved == [{"thresholds"}, {"marks"}, {"current"}, set()]
+    assert moved == [{"thresholds"}, {"marks"}, {"current"}]
+    at.run().slider(key="d0").set_value(0.5).run()        # a class density: sections 1 and 2 only
+    assert [c.spec for c in chart_protos(at)] == specs[:2] and rule_table_shown(at)["Your class densities"]
+    at.run().slider(key="seed").set_value(7).run()        # a sample setting: section 4 only, no rule table
+    assert [c.spec for c in chart_protos(at)] == specs[3:] and rule_table_shown(at) == {}
 
 
 def test_url_sets_the_sliders_and_rejected_values_are_reported() -> None:
