@@ -187,6 +187,7 @@ class Target:
     page: object
     sliders: list = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
     presses: list[dict] = field(default_factory=list)
     server: int = 0          # pid of the streamlit process serving this page
 
@@ -227,6 +228,7 @@ def open_target(browser, name: str, url: str, path: str, server: int, only: str 
         now = float(thumb.input_value())
         target.sliders.append(thumb)
         target.keys.append("ArrowRight" if hi - now >= now - lo else "ArrowLeft")
+        target.labels.append(label)
     if not target.sliders:
         raise RuntimeError(f"{name}: no slider{f' labelled {only!r}...' if only else ''} found at {url}")
     return target
@@ -236,10 +238,13 @@ def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dic
     """Press the arrow key on slider ``i`` (round robin) and wait until the page has settled; the timing.
 
     Also the CPU time the server and the browser spent meanwhile (the load-independent part of the figure).
-    None if the value did not move (the slider is at its bound): such a press starts no rerun.
+    None if the value did not move (the slider is at its bound), or if the slider is gone (a lower K removed it):
+    such a press starts no rerun.
     """
     k = i % len(target.sliders)
     thumb = target.sliders[k]
+    if thumb.count() == 0:
+        return None
     if not thumb.is_visible():            # an app rerun (a change of K) can collapse an expander again
         target.page.evaluate(OPEN_EXPANDERS)
     thumb.focus()
@@ -262,7 +267,7 @@ def press(target: Target, i: int, quiet_ms: int, browser_pids: list[int]) -> dic
 def run_presses(targets: list[Target], presses: int, quiet_ms: int, browser_pids: list[int]) -> None:
     """3 warm-up presses, then ``presses`` timed ones per target, alternating between the targets.
 
-    A slider whose press does not move its value (at its bound) leaves the rotation and is named.
+    A slider whose press does not move its value (at its bound), or that is gone, leaves the rotation and is named.
     """
     i = 0
     while min(len(t.presses) for t in targets) < presses:
@@ -270,9 +275,9 @@ def run_presses(targets: list[Target], presses: int, quiet_ms: int, browser_pids
             result = press(target, i, quiet_ms, browser_pids)
             if result is None:
                 k = i % len(target.sliders)
-                label = target.sliders[k].get_attribute("aria-label")
-                print(f"# {target.name}: slider '{label}' is at its bound; dropped", flush=True)
-                del target.sliders[k], target.keys[k]
+                why = "is at its bound" if target.sliders[k].count() else "is gone (a lower K removed it)"
+                print(f"# {target.name}: slider '{target.labels[k]}' {why}; dropped", flush=True)
+                del target.sliders[k], target.keys[k], target.labels[k]
                 if not target.sliders:
                     raise RuntimeError(f"{target.name}: no slider reruns the page")
             elif i >= 3:
