@@ -49,21 +49,6 @@ def _hardness(model, x: np.ndarray, y: np.ndarray, k: int) -> dict[str, np.ndarr
     return {"Margin": -(own - others), "EL2N": 1.0 - np.exp(own), "SSP": np.linalg.norm(x - means[y], axis=1)}
 
 
-def _predictor(model):
-    """``model.predict`` without scikit-learn's per-call input checks where the rule is linear (LDA, logistic).
-
-    The same labels as ``predict`` (argmax of ``X @ coef_.T + intercept_``, or its sign for two classes); a study
-    evaluates a few hundred rules on the same few ten thousand points, where the checks cost more than the product."""
-    if not hasattr(model, "coef_"):
-        return model.predict
-    coef, intercept, classes = model.coef_.T, model.intercept_, model.classes_
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        scores = x @ coef + intercept
-        return classes[(scores[:, 0] > 0).astype(int) if scores.shape[1] == 1 else scores.argmax(1)]
-    return predict
-
-
 def _keep_top(score: np.ndarray, count: int) -> np.ndarray:
     keep = np.zeros(score.size, dtype=bool)
     keep[np.argsort(-score, kind="stable")[:count]] = True
@@ -103,7 +88,7 @@ def simulate_mixture(
         y = np.repeat(np.arange(k), counts)
         x = gm.sample(y, rng)
         full = make().fit(x, y)
-        errors = gm.rule_risks(_predictor(full), SIM_RULE_POINTS)
+        errors = gm.rule_risks(full.predict, SIM_RULE_POINTS)
         hard = _hardness(full, x, y, k)
         random_score = rng.random(y.size)
         for d in dens:
@@ -124,7 +109,7 @@ def simulate_mixture(
                     keep = keeps[method]
                     if np.bincount(y[keep], minlength=k).min() < fewest:   # too few left to fit the classifier
                         continue
-                    risks = gm.rule_risks(_predictor(make().fit(x[keep], y[keep])), SIM_RULE_POINTS)
+                    risks = gm.rule_risks(make().fit(x[keep], y[keep]).predict, SIM_RULE_POINTS)
                     kept = int(keep.sum())
                 rows.append({"method": method, "density": float(d), "repeat": rep, "kept": kept,
                              "worst_class_risk": float(risks.max()), "average_risk": float(pri @ risks),
